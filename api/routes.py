@@ -1,0 +1,109 @@
+"""The JSON REST API under ``<prefix>api/v1``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from api.errors import ApiError, error_response
+from events.catalogue import InvalidEvent
+from events.log import EventLogUnavailable, Gap
+from services.runtime import Runtime
+
+STATUS_CODES = {"healthy": 200, "degraded": 200, "down": 503}
+
+
+def _runtime() -> Runtime:
+    return current_app.extensions["mlops"]
+
+
+def _int_param(name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(f"'{name}' must be an integer", code="invalid_parameter", details={"parameter": name}) from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+        raise ApiError(f"'{name}' must be {bound}", code="invalid_parameter", details={"parameter": name})
+    return value
+
+
+def _json_body() -> dict[str, Any]:
+    if not request.is_json:
+        raise ApiError("send a JSON body with Content-Type: application/json", code="unsupported_media_type", status=415)
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError("the body must be a JSON object", code="invalid_json")
+    return body
+
+
+def create_blueprint() -> Blueprint:
+    bp = Blueprint("api", __name__)
+
+    @bp.get("/health")
+    def health():
+        report = _runtime().health.report()
+        return jsonify(report), STATUS_CODES[report["status"]]
+
+    @bp.get("/snapshot")
+    def snapshot():
+        return jsonify(_runtime().state.snapshot())
+
+    @bp.get("/events")
+    def list_events():
+        runtime = _runtime()
+        after = _int_param("after", 0)
+        limit = _int_param("limit", 100, minimum=1, maximum=1000)
+        epoch = request.args.get("epoch") or None
+        result = runtime.log.read_after(after, epoch, limit=limit)
+        if isinstance(result, Gap):
+            raise ApiError(
+                f"cannot replay after seq {after}: {result.reason}",
+                code="history_gap",
+                status=410,
+                details={"epoch": result.epoch, "seq": result.seq},
+            )
+        epoch_now, head = runtime.log.head()
+        return jsonify({"epoch": epoch_now, "seq": head, "events": [e.envelope() for e in result]})
+
+    @bp.post("/events")
+    def publish_event():
+        body = _json_body()
+        unknown = sorted(set(body) - {"type", "data"})
+        if unknown:
+            raise ApiError("unknown fields", code="unknown_fields", details={"fields": unknown})
+        if "type" not in body:
+            raise ApiError("'type' is required", code="invalid_event", status=422)
+        try:
+            event = _runtime().publish(body["type"], body.get("data"))
+        except InvalidEvent as exc:
+            raise ApiError(str(exc), code="invalid_event", status=422, details={"errors": exc.errors}) from None
+        return jsonify(event.envelope()), 201
+
+    @bp.errorhandler(ApiError)
+    def api_error(exc: ApiError):
+        return error_response(exc.status, exc.code, exc.message, exc.details)
+
+    @bp.errorhandler(EventLogUnavailable)
+    def log_unavailable(exc: EventLogUnavailable):
+        return error_response(503, "event_log_unavailable", str(exc))
+
+    return bp
+
+
+def register(server: Flask, prefix: str) -> None:
+    """Mount the API at ``<prefix>api/v1``; unknown API paths and methods answer in the same JSON shape."""
+    base = f"{prefix}api/v1"
+    server.register_blueprint(create_blueprint(), url_prefix=base)
+
+    @server.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        if not request.path.startswith(base):
+            return exc
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return error_response(exc.code or 500, code, exc.description or exc.name)

@@ -1,0 +1,89 @@
+"""MLOps Dashboard: ``create_app(settings)`` builds the Dash app on its Flask server.
+
+``python app.py`` serves it with the development server; ``gunicorn app:server`` imports ``server``,
+which is created on first access so importing ``create_app`` (tests, notebooks) starts nothing.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import sys
+from pathlib import Path
+
+import dash
+import flask
+from flask_sock import Sock
+
+import api.routes
+import callbacks.live
+from components import ids
+from components.shell import layout
+from components.system import chart_fields
+from config import ConfigError, Settings
+from events import ws
+from services.runtime import Runtime
+
+HERE = Path(__file__).resolve().parent
+
+
+def create_app(settings: Settings | None = None) -> dash.Dash:
+    """A new dashboard (Flask server, Dash app, WebSocket, API) with its background services started."""
+    settings = settings or Settings.from_env()
+    server = flask.Flask(__name__)
+    server.config["SOCK_SERVER_OPTIONS"] = {"ping_interval": None}
+    runtime = Runtime(settings)
+    server.extensions["mlops"] = runtime
+
+    app = dash.Dash(
+        __name__,
+        server=server,
+        url_base_pathname=settings.url_prefix,
+        assets_folder=str(HERE / "assets"),
+        title="MLOps Dashboard",
+        update_title=None,
+        serve_locally=True,
+        meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
+    )
+    prefix = app.config.routes_pathname_prefix
+    browser_config = {
+        "ws_path": "ws",  # relative to Dash's requests_pathname_prefix, so it works behind a proxy path
+        "api_path": "api/v1",
+        "charts": chart_fields(),
+        "max_points": settings.chart_points,
+        "heartbeat_s": settings.ws_heartbeat_s,
+        "ids": {name: getattr(ids, name) for name in dir(ids) if name.isupper()},
+    }
+    app.layout = lambda: layout(runtime.state.snapshot(), browser_config)
+    callbacks.live.register(app)
+    api.routes.register(server, prefix)
+    ws.register(Sock(server), f"{prefix}ws", runtime.hub, settings)
+
+    runtime.start()
+    app.mlops = runtime  # tests and embedding code reach the runtime here
+    atexit.register(runtime.stop)
+    return app
+
+
+def __getattr__(name: str):
+    if name in {"server", "app"}:
+        dash_app = globals().get("_app") or create_app()
+        globals()["_app"] = dash_app
+        return dash_app if name == "app" else dash_app.server
+    raise AttributeError(name)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        sys.exit(f"configuration error: {exc}")
+    dash_app = create_app(settings)
+    url = f"http://{settings.host}:{settings.port}{settings.url_prefix}"
+    logging.getLogger("mlops").info("MLOps Dashboard on %s", url)
+    dash_app.run(host=settings.host, port=settings.port, debug=settings.debug, threaded=True)
+
+
+if __name__ == "__main__":
+    main()

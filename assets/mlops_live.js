@@ -1,0 +1,463 @@
+/*
+ * Browser side of the live stream.
+ *
+ * The dash-extensions WebSocket (in the app shell) owns the socket; its `message` prop feeds
+ * `dispatch`. Dash's renderer may coalesce rapid prop updates, so a frame can be skipped: every
+ * event carries a seq, the dispatcher applies events strictly in seq order, drops duplicates, and asks
+ * the server to resend after the last applied seq when it sees a gap. Handlers therefore see every
+ * event exactly once, in order.
+ *
+ * State that only the latest value matters for (KPI text, badges, the health map) is written with
+ * dash_clientside.set_props; a coalesced write loses nothing. Live graphs are extended with
+ * Plotly.extendTraces from the dispatcher's own sample window (what dcc.Graph's extendData does),
+ * each graph remembering the last sample seq it drew, so no renderer coalescing can drop a point.
+ */
+(function () {
+  "use strict";
+
+  const TRACE_MAX = 5000;
+  const PENDING_MAX = 20000;
+  const RESUME_RETRY_MS = 1000;
+
+  const mlops = (window.mlops = window.mlops || {});
+  const S = (mlops.state = {
+    config: null,
+    epoch: null,
+    lastSeq: 0,
+    pending: new Map(),
+    resetting: false,
+    resetBuffer: [],
+    resumeAt: 0,
+    resumeAfter: -1,
+    nonce: 0,
+    connects: 0,
+    attempts: 0,
+    open: false,
+    lastHeard: 0,
+    reconnectTimer: null,
+    reconnectAt: 0,
+    samples: [],
+    latestStats: null,
+    health: {},
+    graphSeq: {},
+    dirty: { stats: false, health: false },
+  });
+  mlops.trace = []; // seqs handled, oldest first (bounded); tests and debugging read it
+  mlops.latency = []; // ms from the event's server timestamp to its handler (bounded)
+  mlops.connection = []; // [{text, t}] every badge change, newest last (bounded)
+  mlops.counters = { frames: 0, handled: 0, duplicates: 0, gaps: 0, resumes: 0, resets: 0, reconnects: 0 };
+
+  const noUpdate = () => window.dash_clientside.no_update;
+  const setProps = (id, props) => window.dash_clientside.set_props(id, props);
+  const ids = () => S.config.ids;
+
+  function pushBounded(list, value) {
+    list.push(value);
+    if (list.length > TRACE_MAX) list.splice(0, list.length - TRACE_MAX);
+  }
+
+  // ---- formatting -------------------------------------------------------------------------------
+  function bytes(n) {
+    if (n === null || n === undefined) return "—";
+    const units = ["B", "KB", "MB", "GB", "TB"];
+    let i = 0;
+    while (Math.abs(n) >= 1024 && i < units.length - 1) {
+      n /= 1024;
+      i += 1;
+    }
+    return (i === 0 ? n.toFixed(0) : n.toFixed(1)) + " " + units[i];
+  }
+  const pct = (v) => (v === null || v === undefined ? "—" : v.toFixed(1) + "%");
+
+  // ---- URLs -------------------------------------------------------------------------------------
+  function dashPrefix() {
+    const el = document.getElementById("_dash-config");
+    try {
+      return (el && JSON.parse(el.textContent).requests_pathname_prefix) || "/";
+    } catch (e) {
+      return "/";
+    }
+  }
+  function wsUrl() {
+    const proto = window.location.protocol === "https:" ? "wss:" : "ws:";
+    const q = [];
+    if (S.epoch) q.push("after=" + S.lastSeq, "epoch=" + encodeURIComponent(S.epoch));
+    S.connects += 1;
+    q.push("c=" + S.connects); // a new URL each time: the component opens a new socket on URL change
+    return proto + "//" + window.location.host + dashPrefix() + S.config.ws_path + "?" + q.join("&");
+  }
+  mlops.apiUrl = (path) => dashPrefix() + S.config.api_path + "/" + path;
+
+  // ---- snapshot ---------------------------------------------------------------------------------
+  function applySnapshot(snap, redraw) {
+    S.epoch = snap.epoch || null;
+    S.lastSeq = snap.seq || 0;
+    S.pending.clear();
+    S.samples = (snap.samples || []).slice(-S.config.max_points);
+    S.latestStats = snap.latest_stats || null;
+    S.health = (snap.health && snap.health.components) || {};
+    for (const graph of Object.keys(S.config.charts)) {
+      // The server drew the snapshot's samples into each figure; a reset redraws from scratch.
+      S.graphSeq[graph] = redraw ? -1 : S.lastSeq;
+    }
+    S.dirty.stats = true;
+    S.dirty.health = redraw;
+  }
+
+  // ---- handlers (one per event type) ------------------------------------------------------------
+  function onSystemStats(e) {
+    const sample = { seq: e.seq, t: e.ts };
+    const fields = new Set([].concat(...Object.values(S.config.charts)));
+    for (const f of fields) sample[f] = e.data[f];
+    S.samples.push(sample);
+    if (S.samples.length > S.config.max_points) S.samples.splice(0, S.samples.length - S.config.max_points);
+    S.latestStats = e.data;
+    S.dirty.stats = true;
+  }
+  function onHealthChange(e) {
+    S.health[e.data.component] = { status: e.data.status, message: e.data.message, since: e.ts };
+    S.dirty.health = true;
+  }
+  mlops.latest = {}; // the newest payload of each type, for panels that land with later features
+  const keepLatest = (e) => {
+    mlops.latest[e.type] = e;
+  };
+  mlops.handlers = {
+    system_stats: onSystemStats,
+    health_change: onHealthChange,
+    training_progress: keepLatest,
+    training_complete: keepLatest,
+    training_error: keepLatest,
+    upload_progress: keepLatest,
+    upload_complete: keepLatest,
+    upload_error: keepLatest,
+    activity_update: keepLatest,
+    model_status: keepLatest,
+    pipeline_created: keepLatest,
+    pipeline_updated: keepLatest,
+    pipeline_deleted: keepLatest,
+    dataset_created: keepLatest,
+    dataset_updated: keepLatest,
+    prediction_volume: keepLatest,
+    model_deployed: keepLatest,
+  };
+
+  function handle(e) {
+    const handler = mlops.handlers[e.type];
+    try {
+      if (handler) handler(e);
+      else console.warn("mlops: no handler for event type", e.type);
+    } catch (err) {
+      console.error("mlops: handler for", e.type, "failed", err);
+    }
+    mlops.counters.handled += 1;
+    pushBounded(mlops.trace, e.seq);
+    pushBounded(mlops.latency, Date.now() - Date.parse(e.ts));
+  }
+
+  // ---- painting (after each frame, only what changed) --------------------------------------------
+  function graphDiv(id) {
+    const el = document.getElementById(id);
+    const gd = el && (el.classList.contains("js-plotly-plot") ? el : el.querySelector(".js-plotly-plot"));
+    return gd && gd.data && window.Plotly ? gd : null;
+  }
+  function drawGraphs() {
+    const samples = S.samples;
+    if (!samples.length) return true;
+    const newest = samples[samples.length - 1].seq;
+    let complete = true;
+    for (const [graph, fields] of Object.entries(S.config.charts)) {
+      const applied = S.graphSeq[graph];
+      if (applied >= newest) continue;
+      const gd = graphDiv(graph);
+      if (!gd) {
+        complete = false; // not drawn yet (plotly.js still loading): the next tick catches up
+        continue;
+      }
+      const traces = fields.map((_, i) => i);
+      if (applied === -1) {
+        Plotly.restyle(gd, { x: fields.map(() => samples.map((s) => s.t)), y: fields.map((f) => samples.map((s) => s[f])) }, traces);
+      } else {
+        let start = samples.length;
+        while (start > 0 && samples[start - 1].seq > applied) start -= 1;
+        const fresh = samples.slice(start);
+        Plotly.extendTraces(
+          gd,
+          { x: fields.map(() => fresh.map((s) => s.t)), y: fields.map((f) => fresh.map((s) => s[f])) },
+          traces,
+          S.config.max_points
+        );
+      }
+      S.graphSeq[graph] = newest;
+    }
+    return complete;
+  }
+  function drawKpis() {
+    const d = S.latestStats;
+    if (!d) return;
+    const i = ids();
+    const load = d.load_1 === null || d.load_1 === undefined ? "" : "load " + d.load_1.toFixed(2) + " · ";
+    setProps(i.KPI_CPU, { children: pct(d.cpu_percent) });
+    setProps(i.KPI_CPU_SUB, { children: load + d.cpu_per_core.length + " cores" });
+    setProps(i.KPI_MEM, { children: pct(d.mem_percent) });
+    setProps(i.KPI_MEM_SUB, { children: bytes(d.mem_used) + " of " + bytes(d.mem_total) });
+    setProps(i.KPI_DISK, { children: pct(d.disk_percent) });
+    setProps(i.KPI_DISK_SUB, { children: bytes(d.disk_free) + " free on " + d.disk_path });
+    setProps(i.KPI_RSS, { children: bytes(d.process_rss) });
+    setProps(i.KPI_RSS_SUB, { children: "resident memory on " + d.host });
+  }
+  function paint() {
+    if (S.dirty.stats) {
+      S.dirty.stats = !drawGraphs();
+      drawKpis();
+    }
+    if (S.dirty.health) {
+      S.dirty.health = false;
+      setProps(ids().HEALTH_STORE, { data: { components: Object.assign({}, S.health) } });
+    }
+  }
+
+  // ---- ordering, gaps, resume, reset ------------------------------------------------------------
+  function resumeRequest(force) {
+    const now = Date.now();
+    if (!force && S.resumeAfter === S.lastSeq && now - S.resumeAt < RESUME_RETRY_MS) return null;
+    S.resumeAt = now;
+    S.resumeAfter = S.lastSeq;
+    S.nonce += 1;
+    mlops.counters.resumes += 1;
+    return JSON.stringify({ kind: "resume", after: S.lastSeq, epoch: S.epoch, n: S.nonce });
+  }
+
+  function receive(events) {
+    for (const e of events) {
+      if (S.resetting) {
+        S.resetBuffer.push(e);
+        continue;
+      }
+      if (e.epoch !== S.epoch) {
+        startReset();
+        S.resetBuffer.push(e);
+        continue;
+      }
+      if (e.seq <= S.lastSeq || S.pending.has(e.seq)) {
+        mlops.counters.duplicates += 1;
+        continue;
+      }
+      S.pending.set(e.seq, e);
+    }
+    drain();
+  }
+
+  function drain() {
+    while (S.pending.has(S.lastSeq + 1)) {
+      const e = S.pending.get(S.lastSeq + 1);
+      S.pending.delete(e.seq);
+      S.lastSeq = e.seq;
+      handle(e);
+    }
+    if (S.pending.size > PENDING_MAX) startReset();
+  }
+
+  function gapRequest() {
+    if (S.resetting || S.pending.size === 0) return null;
+    mlops.counters.gaps += 1;
+    return resumeRequest(false);
+  }
+
+  function startReset() {
+    if (S.resetting) return;
+    S.resetting = true;
+    S.resetBuffer = [];
+    mlops.counters.resets += 1;
+    const attempt = () =>
+      fetch(mlops.apiUrl("snapshot"), { cache: "no-store" })
+        .then((r) => {
+          if (!r.ok) throw new Error("snapshot HTTP " + r.status);
+          return r.json();
+        })
+        .then((snap) => {
+          applySnapshot(snap, true);
+          S.resetting = false;
+          const buffered = S.resetBuffer.filter((e) => e.epoch === S.epoch);
+          S.resetBuffer = [];
+          receive(buffered);
+          paint();
+          const req = gapRequest();
+          if (req) setProps(ids().WS, { send: req });
+        })
+        .catch((err) => {
+          console.warn("mlops: snapshot reload failed, retrying", err);
+          setTimeout(attempt, 1000);
+        });
+    attempt();
+  }
+
+  // ---- connection state and reconnection ---------------------------------------------------------
+  function badge(text, color) {
+    noteConnection(text);
+    setProps(ids().CONN_BADGE, { children: text, color: color });
+  }
+  function noteConnection(text) {
+    const last = mlops.connection[mlops.connection.length - 1];
+    if (!last || last.text !== text) pushBounded(mlops.connection, { text: text, t: Date.now() });
+  }
+  function reconnectText() {
+    const secs = Math.max(0, Math.ceil((S.reconnectAt - Date.now()) / 1000));
+    const offline = navigator.onLine === false || S.attempts > 6;
+    return [(offline ? "Offline · retrying in " : "Reconnecting in ") + secs + " s", offline ? "danger" : "warning"];
+  }
+  function connectNow() {
+    if (S.reconnectTimer) clearTimeout(S.reconnectTimer);
+    S.reconnectTimer = null;
+    mlops.counters.reconnects += 1;
+    setProps(ids().WS, { url: wsUrl() });
+  }
+  function scheduleReconnect() {
+    if (S.reconnectTimer) return;
+    const cap = Math.min(10000, 250 * Math.pow(2, S.attempts)); // exponential backoff ...
+    const delay = Math.max(100, Math.random() * cap); // ... with full jitter
+    S.attempts += 1;
+    S.reconnectAt = Date.now() + delay;
+    S.reconnectTimer = setTimeout(connectNow, delay);
+  }
+
+  function tick() {
+    if (!S.config) return;
+    const now = Date.now();
+    const heartbeatMs = 1000 * (S.config.heartbeat_s || 15);
+    if (S.open) {
+      if (now - S.lastHeard > 2.5 * heartbeatMs) {
+        // Silent socket (server gone without a close): replace it; the component closes the old one.
+        S.open = false;
+        badge("Reconnecting…", "warning");
+        connectNow();
+      } else if (now - (S.lastPing || 0) > heartbeatMs) {
+        S.lastPing = now;
+        setProps(ids().WS, { send: JSON.stringify({ kind: "ping", t: now }) });
+      }
+      if (S.pending.size && now - S.resumeAt > RESUME_RETRY_MS) {
+        const req = resumeRequest(true);
+        if (req) setProps(ids().WS, { send: req });
+      }
+    } else if (S.reconnectTimer) {
+      const [text, color] = reconnectText();
+      badge(text, color);
+    }
+    if (S.dirty.stats) paint();
+  }
+
+  // ---- the clientside callbacks ----------------------------------------------------------------
+  window.dash_clientside = window.dash_clientside || {};
+  window.dash_clientside.mlops = {
+    init: function (snapshot, config) {
+      if (!snapshot || !config) return noUpdate();
+      const first = S.config === null;
+      S.config = config;
+      applySnapshot(snapshot, !first);
+      S.dirty.health = true;
+      paint();
+      if (first) setInterval(tick, 250);
+      return wsUrl();
+    },
+
+    dispatch: function (message) {
+      if (!message || typeof message.data !== "string" || !S.config) return noUpdate();
+      let msg;
+      try {
+        msg = JSON.parse(message.data);
+      } catch (err) {
+        console.warn("mlops: dropped a frame that is not JSON");
+        return noUpdate();
+      }
+      mlops.counters.frames += 1;
+      S.lastHeard = Date.now();
+      S.open = true;
+      let reply = null;
+      switch (msg.kind) {
+        case "events":
+          receive(msg.events);
+          reply = gapRequest();
+          break;
+        case "hello":
+          if (S.epoch === null && msg.epoch) S.epoch = msg.epoch;
+          break;
+        case "reset":
+          startReset();
+          break;
+        case "ping":
+          reply = JSON.stringify({ kind: "pong", t: msg.t });
+          break;
+        case "error":
+          console.warn("mlops: server said", msg.code, msg.message);
+          break;
+        default:
+          break;
+      }
+      paint();
+      return reply === null ? noUpdate() : reply;
+    },
+
+    onState: function (state) {
+      if (!state || !S.config) return [noUpdate(), noUpdate()];
+      if (state.readyState === 1) {
+        S.open = true;
+        S.attempts = 0;
+        S.lastHeard = Date.now();
+        noteConnection("Live");
+        return ["Live", "success"];
+      }
+      if (state.readyState === 3) {
+        S.open = false;
+        if (S.connects === 0) return [noUpdate(), noUpdate()];
+        scheduleReconnect();
+        const closed = reconnectText();
+        noteConnection(closed[0]);
+        return closed;
+      }
+      return [noUpdate(), noUpdate()];
+    },
+
+    renderHealth: function (data) {
+      const components = (data && data.components) || {};
+      const names = Object.keys(components).sort();
+      const colors = { healthy: "success", degraded: "warning", down: "danger" };
+      const rank = { healthy: 0, degraded: 1, down: 2 };
+      let overall = null;
+      const rows = names.map((name) => {
+        const c = components[name];
+        if (overall === null || rank[c.status] > rank[overall]) overall = c.status;
+        return {
+          namespace: "dash_html_components",
+          type: "Div",
+          props: {
+            className: "list-group-item d-flex justify-content-between align-items-start health-row",
+            "data-component": name,
+            "data-status": c.status,
+            children: [
+              {
+                namespace: "dash_html_components",
+                type: "Div",
+                props: {
+                  children: [
+                    { namespace: "dash_html_components", type: "Div", props: { className: "fw-semibold", children: name } },
+                    { namespace: "dash_html_components", type: "Small", props: { className: "text-muted", children: c.message || "" } },
+                  ],
+                },
+              },
+              {
+                namespace: "dash_html_components",
+                type: "Span",
+                props: { className: "badge text-bg-" + (colors[c.status] || "secondary"), children: c.status },
+              },
+            ],
+          },
+        };
+      });
+      if (!rows.length) {
+        rows.push({ namespace: "dash_html_components", type: "Div", props: { className: "list-group-item text-muted", children: "No health reports yet" } });
+      }
+      const label = overall === null ? "Health: unknown" : "Health: " + overall;
+      return [rows, label, colors[overall] || "secondary"];
+    },
+  };
+})();

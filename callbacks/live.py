@@ -1,0 +1,37 @@
+"""Clientside wiring of the live stream; the functions live in ``assets/mlops_live.js``."""
+
+from __future__ import annotations
+
+from dash import ClientsideFunction, Dash, Input, Output, State
+
+from components import ids
+
+
+def register(app: Dash) -> None:
+    # Runs once the page (snapshot, graphs) exists, then opens the socket by giving it a URL.
+    app.clientside_callback(
+        ClientsideFunction("mlops", "init"),
+        Output(ids.WS, "url"),
+        Input(ids.SNAPSHOT, "data"),
+        State(ids.CONFIG, "data"),
+    )
+    # Every frame: de-duplicate, detect gaps (answered by a ``resume`` sent back), route to handlers.
+    app.clientside_callback(
+        ClientsideFunction("mlops", "dispatch"),
+        Output(ids.WS, "send"),
+        Input(ids.WS, "message"),
+    )
+    # Open / closed: the badge, and reconnection with backoff and jitter.
+    app.clientside_callback(
+        ClientsideFunction("mlops", "onState"),
+        Output(ids.CONN_BADGE, "children"),
+        Output(ids.CONN_BADGE, "color"),
+        Input(ids.WS, "state"),
+    )
+    app.clientside_callback(
+        ClientsideFunction("mlops", "renderHealth"),
+        Output(ids.HEALTH_LIST, "children"),
+        Output(ids.HEALTH_BADGE, "children"),
+        Output(ids.HEALTH_BADGE, "color"),
+        Input(ids.HEALTH_STORE, "data"),
+    )

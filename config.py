@@ -1,0 +1,140 @@
+"""Settings for the dashboard, read once from ``MLOPS_*`` environment variables.
+
+Every variable is parsed strictly: a value that does not parse stops the start with a message naming
+the variable, the value and what was expected. ``Settings.from_env()`` is the only reader of the
+environment; everything else takes a ``Settings``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+
+class ConfigError(ValueError):
+    """A setting has a value the dashboard cannot use."""
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError("expected one of true/false, 1/0, yes/no, on/off")
+
+
+def _int(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw.strip())
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"{minimum}..{maximum}" if maximum is not None else f">= {minimum}"
+            raise ValueError(f"expected an integer {bound}")
+        return value
+
+    return parse
+
+
+def _float(minimum: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        value = float(raw.strip())
+        if not value >= minimum or value == float("inf"):
+            raise ValueError(f"expected a finite number >= {minimum}")
+        return value
+
+    return parse
+
+
+def _event_log_url(raw: str) -> str:
+    url = raw.strip()
+    scheme = urlparse(url).scheme
+    if scheme not in {"memory", "redis", "rediss"}:
+        raise ValueError("expected memory:// or redis://host:port/db")
+    return url
+
+
+def _prefix(raw: str) -> str:
+    value = "/" + raw.strip().strip("/")
+    return value if value == "/" else value + "/"
+
+
+def _host(raw: str) -> str:
+    value = raw.strip()
+    if not value:
+        raise ValueError("expected a host name or address")
+    return value
+
+# (environment variable, Settings field, parser) for every setting read from the environment.
+ENV_VARS: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
+    ("MLOPS_HOST", "host", _host),
+    ("MLOPS_PORT", "port", _int(1, 65535)),
+    ("MLOPS_DATA_DIR", "data_dir", lambda raw: Path(raw.strip()).expanduser()),
+    ("MLOPS_EVENT_LOG", "event_log", _event_log_url),
+    ("MLOPS_STATS_INTERVAL_S", "stats_interval_s", _float(0.05)),
+    ("MLOPS_HISTORY", "history", _int(100)),
+    ("MLOPS_HISTORY_MAX_AGE_S", "history_max_age_s", _float(1.0)),
+    ("MLOPS_URL_PREFIX", "url_prefix", _prefix),
+    ("MLOPS_WS_QUEUE", "ws_queue", _int(10)),
+    ("MLOPS_WS_BATCH_MS", "ws_batch_ms", _float(0.0)),
+    ("MLOPS_WS_HEARTBEAT_S", "ws_heartbeat_s", _float(0.5)),
+    ("MLOPS_CHART_WINDOW_S", "chart_window_s", _float(10.0)),
+    ("MLOPS_MIN_FREE_DISK_MB", "min_free_disk_mb", _int(0)),
+    ("MLOPS_DEBUG", "debug", _bool),
+    ("MLOPS_BACKGROUND", "background", _bool),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """All settings of one dashboard instance; see README.md "Configuration"."""
+
+    host: str = "127.0.0.1"
+    port: int = 8050
+    data_dir: Path = Path("data")
+    event_log: str = "memory://"
+    stats_interval_s: float = 1.0
+    history: int = 10_000
+    history_max_age_s: float = 24 * 3600.0
+    url_prefix: str = "/"
+    ws_queue: int = 2_000
+    ws_batch_ms: float = 40.0
+    ws_heartbeat_s: float = 15.0
+    chart_window_s: float = 600.0
+    min_free_disk_mb: int = 1024
+    debug: bool = False
+    background: bool = True
+
+    def __post_init__(self) -> None:
+        # Code that builds Settings directly (tests, notebooks) may pass a str path or prefix.
+        object.__setattr__(self, "data_dir", Path(self.data_dir))
+        object.__setattr__(self, "url_prefix", _prefix(self.url_prefix))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from the environment (``os.environ`` by default), then ``overrides``."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name, field, parse in ENV_VARS:
+            raw = environ.get(name)
+            if raw is None or raw == "":
+                continue
+            try:
+                values[field] = parse(raw)
+            except ValueError as exc:
+                reason = str(exc) if not str(exc).startswith("invalid literal") else "not a number"
+                raise ConfigError(f"{name}={raw!r} is invalid: {reason}") from None
+        values.update(overrides)
+        return cls(**values)
+
+    @property
+    def chart_points(self) -> int:
+        """How many samples the live charts keep (the window divided by the sampling interval)."""
+        return max(10, int(round(self.chart_window_s / self.stats_interval_s)))

@@ -1,0 +1,125 @@
+"""The event log: one interface, a backend per URL scheme (``memory://``, ``redis://``).
+
+A log assigns each appended event a strictly increasing ``seq`` and keeps a bounded history (by count
+and by age) that any reader can replay from a seq. ``epoch`` names one history: it changes when the
+history is lost, so a reader holding a seq of another epoch knows it must start again from a snapshot.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import json
+from typing import Any
+from urllib.parse import urlparse
+
+from events.catalogue import EventType, validate
+from events.serialize import dumps, iso_utc, utc_now
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    seq: int
+    epoch: str
+    type: str
+    ts: str
+    data: dict[str, Any]
+    # The envelope as sent on the wire, kept so fan-out never serialises an event twice.
+    raw: str = dataclasses.field(repr=False, compare=False, default="")
+
+    @classmethod
+    def create(cls, seq: int, epoch: str, kind: str, data: dict[str, Any], ts: str | None = None) -> Event:
+        ts = ts or iso_utc(utc_now())
+        envelope = {"seq": seq, "epoch": epoch, "type": kind, "ts": ts, "data": data}
+        return cls(seq, epoch, kind, ts, data, dumps(envelope))
+
+    @classmethod
+    def from_raw(cls, raw: str) -> Event:
+        e = json.loads(raw)
+        return cls(e["seq"], e["epoch"], e["type"], e["ts"], e["data"], raw)
+
+    def envelope(self) -> dict[str, Any]:
+        return {"seq": self.seq, "epoch": self.epoch, "type": self.type, "ts": self.ts, "data": self.data}
+
+
+@dataclasses.dataclass(frozen=True)
+class Gap:
+    """``read_after`` cannot replay: the epoch changed or the history no longer reaches back."""
+
+    epoch: str
+    seq: int
+    reason: str
+
+
+class EventLogUnavailable(RuntimeError):
+    """The backend cannot be reached right now (Redis down); callers retry or degrade."""
+
+
+class EventLog(abc.ABC):
+    """Ordered, bounded, replayable history of events, shared by every process that opens it."""
+
+    def __init__(self, max_events: int, max_age_s: float):
+        self.max_events = max_events
+        self.max_age_s = max_age_s
+
+    def publish(self, kind: str | EventType, data: Any = None) -> Event:
+        """Validate ``data`` against the schema of ``kind`` and append it; raises ``InvalidEvent``."""
+        event_type, payload = validate(kind, data)
+        return self._append(event_type.value, payload)
+
+    append = publish
+
+    @abc.abstractmethod
+    def _append(self, kind: str, data: dict[str, Any]) -> Event: ...
+
+    @abc.abstractmethod
+    def head(self) -> tuple[str, int]:
+        """The current ``(epoch, last seq)``; seq is 0 before the first event."""
+
+    @abc.abstractmethod
+    def read_after(self, seq: int, epoch: str | None, limit: int = 1000) -> list[Event] | Gap:
+        """Events with seq > ``seq`` in order (at most ``limit``), or a ``Gap``."""
+
+    @abc.abstractmethod
+    def wait_after(self, seq: int, epoch: str | None, timeout: float) -> list[Event] | Gap:
+        """Like ``read_after`` but block up to ``timeout`` seconds for at least one event."""
+
+    def recent(self, limit: int) -> tuple[str, int, list[Event]]:
+        """The newest ``limit`` events still kept, with the epoch and head seq they were read at."""
+        epoch, last = self.head()
+        events = self.read_after(max(0, last - limit), epoch, limit=limit)
+        if isinstance(events, Gap):  # trimmed meanwhile; take whatever the oldest kept event is
+            events = self.read_after(0, None, limit=limit)
+            events = [] if isinstance(events, Gap) else events
+        return epoch, last, [e for e in events if e.seq <= last]
+
+    def acquire_lease(self, name: str, owner: str, ttl_s: float) -> bool:
+        """Hold (or renew) the lease ``name`` for ``ttl_s``; True if ``owner`` holds it.
+
+        Background producers that must run once per deployment (the stats sampler, the health
+        monitor) run only in the process holding their lease. A single process always holds it.
+        """
+        return True
+
+    def ping(self) -> None:
+        """Raise ``EventLogUnavailable`` when the backend cannot be reached."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+    def describe(self) -> str:
+        return type(self).__name__
+
+
+def open_event_log(url: str, max_events: int = 10_000, max_age_s: float = 86_400.0) -> EventLog:
+    """Open the log named by ``url``: ``memory://`` or ``redis://host:port/db[?stream=name]``."""
+    scheme = urlparse(url).scheme
+    if scheme == "memory":
+        from events.memory import MemoryEventLog
+
+        return MemoryEventLog(max_events, max_age_s)
+    if scheme in {"redis", "rediss"}:
+        from events.redis_log import RedisEventLog
+
+        return RedisEventLog(url, max_events, max_age_s)
+    raise ValueError(f"unsupported event log URL {url!r}: use memory:// or redis://host:port/db")

@@ -1,0 +1,214 @@
+"""The ``/ws`` endpoint: hello, replay or reset, batched ``events`` frames, resume, heartbeat.
+
+Protocol (see ARCHITECTURE.md): the client connects with ``?after=<seq>&epoch=<epoch>``; the server
+sends ``{"kind":"hello","epoch","seq"}``, then the missed events or ``{"kind":"reset"}``, then
+``{"kind":"events","events":[...]}`` frames. The client may send ``{"kind":"resume","after":N}`` when it
+sees a gap, ``{"kind":"ping"}`` (answered with ``pong``) and ``{"kind":"pong"}``. One thread per
+connection sends; a reader thread feeds client messages into the same mailbox, so sends never race.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+import time
+from typing import Any
+
+from flask import request
+from flask_sock import Sock
+from simple_websocket import ConnectionClosed
+
+from events.hub import Hub, Mailbox
+from events.log import Event, EventLogUnavailable, Gap
+from events.serialize import dumps
+
+log = logging.getLogger(__name__)
+
+MAX_FRAME_EVENTS = 500
+CLOSE_SLOW_CONSUMER = 1013  # "try again later": the client reconnects and resumes from its seq
+CLOSE_PROTOCOL = 1008
+
+
+def frame(events: list[Event]) -> str:
+    """One ``events`` frame from already-serialised envelopes (no re-encoding per client)."""
+    return '{"kind":"events","events":[' + ",".join(e.raw for e in events) + "]}"
+
+
+def _int_arg(value: str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    number = int(value)
+    if number < 0:
+        raise ValueError
+    return number
+
+
+class Session:
+    """One connected client."""
+
+    def __init__(self, ws, hub: Hub, *, max_queue: int, batch_ms: float, heartbeat_s: float):
+        self.ws = ws
+        self.hub = hub
+        self.batch_s = batch_ms / 1000.0
+        self.heartbeat_s = heartbeat_s
+        self.max_queue = max_queue
+        self.box: Mailbox | None = None
+        self.epoch = ""
+        self.last_sent = 0
+        self.last_frame_at = 0.0
+        self.last_heard = time.monotonic()
+
+    def send(self, message: dict[str, Any] | str) -> None:
+        self.ws.send(message if isinstance(message, str) else dumps(message))
+
+    def send_events(self, events: list[Event]) -> None:
+        for start in range(0, len(events), MAX_FRAME_EVENTS):
+            self.send(frame(events[start : start + MAX_FRAME_EVENTS]))
+        self.last_frame_at = time.monotonic()
+
+    def replay(self, after: int, epoch: str | None, upto: int) -> bool:
+        """Send events in (after, upto]; on a gap send ``reset`` instead. False when reset."""
+        while after < upto:
+            try:
+                result = self.hub.log.read_after(after, epoch, limit=MAX_FRAME_EVENTS)
+            except EventLogUnavailable as exc:
+                self.send({"kind": "error", "code": "event_log_unavailable", "message": str(exc)})
+                return True
+            if isinstance(result, Gap):
+                self.send({"kind": "reset", "epoch": self.epoch, "seq": upto, "reason": result.reason})
+                return False
+            result = [e for e in result if e.seq <= upto]
+            if not result:
+                break
+            self.send_events(result)
+            after = result[-1].seq
+        return True
+
+    def run(self, after: int | None, epoch: str | None) -> None:
+        self.box, self.epoch, head = self.hub.subscribe(self.max_queue)
+        try:
+            threading.Thread(target=self._read, name="mlops-ws-reader", daemon=True).start()
+            self.send({"kind": "hello", "epoch": self.epoch, "seq": head, "heartbeat_s": self.heartbeat_s})
+            if after is not None and self.epoch:
+                if epoch != self.epoch or after > head:
+                    self.send({"kind": "reset", "epoch": self.epoch, "seq": head, "reason": "epoch changed"})
+                else:
+                    self.replay(after, epoch, head)
+            self.last_sent = head
+            self._loop()
+        finally:
+            self.hub.unsubscribe(self.box)
+
+    def _read(self) -> None:
+        """Reader thread: client messages become mailbox items, handled by the sending thread."""
+        try:
+            while True:
+                text = self.ws.receive()
+                if text is None:
+                    break
+                self.box.put("client", text)
+        except ConnectionClosed:
+            pass
+        except Exception:
+            log.exception("WebSocket reader failed")
+        self.box.put("closed")
+
+    def _loop(self) -> None:
+        while True:
+            item = self.box.get(timeout=self.heartbeat_s)
+            now = time.monotonic()
+            if item is None:
+                if now - self.last_heard > 3 * self.heartbeat_s:
+                    self.ws.close(reason=1001, message="heartbeat timeout")
+                    return
+                self.send({"kind": "ping", "t": time.time()})
+                continue
+            kind, value = item
+            if kind == "events":
+                wait = self.batch_s - (now - self.last_frame_at)
+                if wait > 0:  # coalesce bursts into fewer frames; an idle stream sends at once
+                    time.sleep(wait)
+                events = value + self.box.drain_events(MAX_FRAME_EVENTS * 4)
+                fresh = [e for e in events if e.seq > self.last_sent]
+                if fresh:
+                    self.send_events(fresh)
+                    self.last_sent = fresh[-1].seq
+            elif kind == "client":
+                self.last_heard = now
+                self._on_client(value)
+            elif kind == "reset":
+                self.epoch, self.last_sent = value["epoch"], value["seq"]
+                self.send({"kind": "reset", **value, "reason": "event history lost"})
+            elif kind == "overflow":
+                self.ws.close(reason=CLOSE_SLOW_CONSUMER, message="slow consumer: reconnect and resume")
+                return
+            elif kind == "close":
+                code, reason = value
+                self.ws.close(reason=code, message=reason)
+                return
+            elif kind == "closed":
+                return
+
+    def _on_client(self, text: str) -> None:
+        try:
+            message = json.loads(text)
+            kind = message["kind"]
+        except (ValueError, TypeError, KeyError):
+            self.send({"kind": "error", "code": "bad_message", "message": "expected JSON with a 'kind'"})
+            return
+        if kind == "resume":
+            after = message.get("after")
+            if not isinstance(after, int) or after < 0:
+                self.send({"kind": "error", "code": "bad_message", "message": "resume needs an integer 'after' >= 0"})
+                return
+            self.replay(after, message.get("epoch", self.epoch), self.last_sent)
+        elif kind == "ping":
+            self.send({"kind": "pong", "t": message.get("t")})
+        elif kind == "pong":
+            pass
+        else:
+            self.send({"kind": "error", "code": "unknown_kind", "message": f"unknown message kind {kind!r}"})
+
+
+def _release(ws) -> None:
+    """Finish the closing handshake and end the TCP connection.
+
+    Under Werkzeug the request handler keeps its own reference to the socket and waits for another
+    request on it, so the client would sit in CLOSING until its own timeout; shutting the socket down
+    ends the connection at once. gunicorn closes it by itself.
+    """
+    if getattr(ws, "mode", None) != "werkzeug":
+        return
+    if ws.connected:
+        try:
+            ws.close(reason=1001, message="going away")
+        except ConnectionClosed:
+            pass
+    ws.thread.join(timeout=1.0)  # the client's close reply ends the reader thread
+    try:
+        ws.sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def register(sock: Sock, path: str, hub: Hub, settings) -> None:
+    """Serve the protocol at ``path`` on the Flask app ``sock`` is bound to."""
+
+    @sock.route(path, endpoint="mlops_ws")
+    def websocket(ws):
+        try:
+            after = _int_arg(request.args.get("after"))
+        except ValueError:
+            ws.close(reason=CLOSE_PROTOCOL, message="'after' must be an integer >= 0")
+            _release(ws)
+            return
+        epoch = request.args.get("epoch") or None
+        session = Session(
+            ws, hub, max_queue=settings.ws_queue, batch_ms=settings.ws_batch_ms, heartbeat_s=settings.ws_heartbeat_s
+        )
+        try:
+            session.run(after, epoch)
+        finally:
+            _release(ws)

@@ -1,0 +1,53 @@
+"""Everything one dashboard process runs: the event log, the hub, live state and background services."""
+
+from __future__ import annotations
+
+import logging
+
+from config import Settings
+from events.hub import Hub
+from events.log import open_event_log
+from services.health import HealthChecks, HealthMonitor
+from services.live_state import LiveState
+from services.system_stats import StatsSampler
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log = open_event_log(settings.event_log, settings.history, settings.history_max_age_s)
+        self.hub = Hub(self.log, bootstrap_events=settings.history)
+        self.state = LiveState(settings.chart_points)
+        self.hub.listeners.append(self.state)
+        self.health = HealthChecks(
+            self.hub, self.state, settings.data_dir, settings.stats_interval_s, settings.min_free_disk_mb
+        )
+        self.sampler = StatsSampler(self.hub, settings.data_dir, settings.stats_interval_s)
+        self.monitor = HealthMonitor(self.health, interval_s=max(1.0, settings.stats_interval_s))
+        self.started = False
+
+    def start(self) -> Runtime:
+        if self.started:
+            return self
+        self.hub.start()
+        if self.settings.background:
+            self.sampler.start()
+            self.monitor.start()
+        self.started = True
+        log.info("event log %s, epoch %s, seq %d", self.log.describe(), *self.hub.position())
+        return self
+
+    def stop(self) -> None:
+        if not self.started:
+            return
+        self.sampler.stop()
+        self.monitor.stop()
+        self.hub.stop()
+        self.log.close()
+        self.started = False
+
+    def publish(self, kind, data=None):
+        return self.hub.publish(kind, data)

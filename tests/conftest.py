@@ -1,0 +1,115 @@
+"""Shared fixtures: settings on a temp dir, a live server on a free port, Redis, Chromium options."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from config import Settings
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+REDIS_URL = os.environ.get("MLOPS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def need(condition: bool, reason: str) -> None:
+    """Skip locally when a real dependency is missing; in CI a missing dependency fails the test."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"required in CI: {reason}")
+    pytest.skip(reason)
+
+
+def redis_available() -> bool:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+        return True
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A Redis event-log URL with a stream of its own, deleted afterwards."""
+    need(redis_available(), f"Redis at {REDIS_URL} is not answering")
+    stream = f"mlops-test:{uuid.uuid4().hex}"
+    yield f"{REDIS_URL}?stream={stream}"
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    client.delete(*client.keys(f"{stream}*") or [stream])
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings for a test app: temp data dir, fast heartbeat, no background sampler."""
+    return Settings(data_dir=tmp_path / "data", background=False, ws_heartbeat_s=5.0, min_free_disk_mb=0)
+
+
+class LiveServer:
+    """A real threaded Werkzeug server (WebSocket capable) for one app, on a free port."""
+
+    def __init__(self, dash_app):
+        self.app = dash_app
+        self.runtime = dash_app.mlops
+        self._server = make_server("127.0.0.1", 0, dash_app.server, threaded=True)
+        self.port = self._server.server_port
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}/ws"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.runtime.stop()
+        self._server.shutdown()
+        self._thread.join(timeout=5)
+
+
+@pytest.fixture
+def make_live_server():
+    from app import create_app
+
+    servers: list[LiveServer] = []
+
+    def factory(settings: Settings) -> LiveServer:
+        server = LiveServer(create_app(settings))
+        servers.append(server)
+        return server
+
+    yield factory
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def live_server(make_live_server, settings) -> LiveServer:
+    return make_live_server(settings)
+
+
+def pytest_setup_options():
+    """Chromium options for dash.testing: Debian's browser, headless, as root, no background network."""
+    from selenium.webdriver.chrome.options import Options
+
+    options = Options()
+    options.binary_location = os.environ.get("DASH_TEST_CHROMEPATH", "/usr/bin/chromium")
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1400,1000",
+    ):
+        options.add_argument(arg)
+    return options
