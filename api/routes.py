@@ -12,6 +12,7 @@ from events.catalogue import InvalidEvent
 from events.log import EventLogUnavailable, Gap
 from services.runtime import Runtime
 
+METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 STATUS_CODES = {"healthy": 200, "degraded": 200, "down": 503}
 
 
@@ -84,6 +85,24 @@ def create_blueprint() -> Blueprint:
         except InvalidEvent as exc:
             raise ApiError(str(exc), code="invalid_event", status=422, details={"errors": exc.errors}) from None
         return jsonify(event.envelope()), 201
+
+    @bp.route("/<path:_unknown>", methods=METHODS)
+    def unknown(_unknown):
+        # Without this, Dash's catch-all page route would answer unknown API paths with HTML.
+        adapter = current_app.url_map.bind("localhost", script_name=request.script_root or None)
+        allowed = []
+        for method in METHODS:
+            try:
+                endpoint, _ = adapter.match(request.path, method=method)
+            except HTTPException:
+                continue
+            if endpoint != "api.unknown":
+                allowed.append(method)
+        if allowed:
+            raise ApiError(
+                f"{request.method} is not allowed here", code="method_not_allowed", status=405, details={"allowed": allowed}
+            )
+        raise ApiError(f"no API endpoint at {request.path}", code="not_found", status=404)
 
     @bp.errorhandler(ApiError)
     def api_error(exc: ApiError):

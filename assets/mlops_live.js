@@ -93,7 +93,16 @@
     S.epoch = snap.epoch || null;
     S.lastSeq = snap.seq || 0;
     S.pending.clear();
-    S.samples = (snap.samples || []).slice(-S.config.max_points);
+    const incoming = snap.samples || [];
+    let kept = [];
+    if (redraw && S.samples.length) {
+      // A new history (server restarted on the memory log): keep the older points the page already
+      // has, so the charts show the outage as a pause instead of going blank. Their seqs belong to
+      // the old epoch, so they are zeroed to never be mistaken for new samples.
+      const firstT = incoming.length ? incoming[0].t : null;
+      kept = S.samples.filter((s) => firstT === null || s.t < firstT).map((s) => Object.assign({}, s, { seq: 0 }));
+    }
+    S.samples = kept.concat(incoming).slice(-S.config.max_points);
     S.latestStats = snap.latest_stats || null;
     S.health = (snap.health && snap.health.components) || {};
     for (const graph of Object.keys(S.config.charts)) {
