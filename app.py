@@ -59,6 +59,11 @@ def create_app(settings: Settings | None = None) -> dash.Dash:
     api.routes.register(server, prefix)
     ws.register(Sock(server), f"{prefix}ws", runtime.hub, settings)
 
+    if settings.event_log.startswith("memory") and "gunicorn" in sys.modules:
+        logging.getLogger("mlops").warning(
+            "MLOPS_EVENT_LOG=memory:// under gunicorn: each worker keeps its own history, so with "
+            "several workers pages miss events; set MLOPS_EVENT_LOG=redis://... (README, Deployment)"
+        )
     runtime.start()
     app.mlops = runtime  # tests and embedding code reach the runtime here
     atexit.register(runtime.stop)
