@@ -17,11 +17,13 @@ from flask_sock import Sock
 
 import api.routes
 import callbacks.live
+import callbacks.pages
 from components import ids
-from components.shell import layout
-from components.system import chart_fields
+from components.shell import layout, validation_layout
+from components.charts import browser_charts
 from config import ConfigError, Settings
 from events import ws
+from services.live_state import LiveState
 from services.runtime import Runtime
 
 HERE = Path(__file__).resolve().parent
@@ -49,13 +51,16 @@ def create_app(settings: Settings | None = None) -> dash.Dash:
     browser_config = {
         "ws_path": "ws",  # relative to Dash's requests_pathname_prefix, so it works behind a proxy path
         "api_path": "api/v1",
-        "charts": chart_fields(),
+        "charts": browser_charts(),
         "max_points": settings.chart_points,
         "heartbeat_s": settings.ws_heartbeat_s,
         "ids": {name: getattr(ids, name) for name in dir(ids) if name.isupper()},
     }
     app.layout = lambda: layout(runtime.state.snapshot(), browser_config)
+    # Pages are drawn by the routing callback; Dash validates callbacks against all of them.
+    app.validation_layout = validation_layout(LiveState(settings.chart_points).snapshot(), browser_config)
     callbacks.live.register(app)
+    callbacks.pages.register(app, runtime, api_base=f"{app.config.requests_pathname_prefix}api/v1/")
     api.routes.register(server, prefix)
     ws.register(Sock(server), f"{prefix}ws", runtime.hub, settings)
 

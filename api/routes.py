@@ -7,6 +7,8 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+import api.charts
+import api.openapi
 from api.errors import ApiError, error_response
 from events.catalogue import InvalidEvent
 from events.log import EventLogUnavailable, Gap
@@ -85,6 +87,12 @@ def create_blueprint() -> Blueprint:
         except InvalidEvent as exc:
             raise ApiError(str(exc), code="invalid_event", status=422, details={"errors": exc.errors}) from None
         return jsonify(event.envelope()), 201
+
+    api.charts.register(bp)
+
+    @bp.get("/openapi.json")
+    def openapi():
+        return jsonify(api.openapi.document(request.script_root + request.path.removesuffix("/openapi.json")))
 
     @bp.route("/<path:_unknown>", methods=METHODS)
     def unknown(_unknown):

@@ -39,8 +39,8 @@
     samples: [],
     latestStats: null,
     health: {},
-    graphSeq: {},
-    dirty: { stats: false, health: false },
+    generation: 0, // bumped on reset: every graph redraws from scratch
+    dirty: { kpi: false, health: false },
   });
   mlops.trace = []; // seqs handled, oldest first (bounded); tests and debugging read it
   mlops.latency = []; // ms from the event's server timestamp to its handler (bounded)
@@ -49,6 +49,8 @@
 
   const noUpdate = () => window.dash_clientside.no_update;
   const setProps = (id, props) => window.dash_clientside.set_props(id, props);
+  // For components that only some pages have (KPI cards are not on embed pages).
+  const setIfShown = (id, props) => document.getElementById(id) && setProps(id, props);
   const ids = () => S.config.ids;
 
   function pushBounded(list, value) {
@@ -105,11 +107,8 @@
     S.samples = kept.concat(incoming).slice(-S.config.max_points);
     S.latestStats = snap.latest_stats || null;
     S.health = (snap.health && snap.health.components) || {};
-    for (const graph of Object.keys(S.config.charts)) {
-      // The server drew the snapshot's samples into each figure; a reset redraws from scratch.
-      S.graphSeq[graph] = redraw ? -1 : S.lastSeq;
-    }
-    S.dirty.stats = true;
+    if (redraw) S.generation += 1;
+    S.dirty.kpi = true;
     S.dirty.health = redraw;
   }
 
@@ -121,7 +120,7 @@
     S.samples.push(sample);
     if (S.samples.length > S.config.max_points) S.samples.splice(0, S.samples.length - S.config.max_points);
     S.latestStats = e.data;
-    S.dirty.stats = true;
+    S.dirty.kpi = true;
   }
   function onHealthChange(e) {
     S.health[e.data.component] = { status: e.data.status, message: e.data.message, since: e.ts };
@@ -170,25 +169,22 @@
     const gd = el && (el.classList.contains("js-plotly-plot") ? el : el.querySelector(".js-plotly-plot"));
     return gd && gd.data && window.Plotly ? gd : null;
   }
+  // Each graph div remembers the newest sample seq it shows and the generation it was drawn in. A div
+  // it has not drawn (first paint, a page just navigated to, a reset) gets the whole window at once;
+  // after that only newer samples are appended, trimmed to max_points.
   function drawGraphs() {
     const samples = S.samples;
-    if (!samples.length) return true;
+    if (!samples.length) return;
     const newest = samples[samples.length - 1].seq;
-    let complete = true;
     for (const [graph, fields] of Object.entries(S.config.charts)) {
-      const applied = S.graphSeq[graph];
-      if (applied >= newest) continue;
       const gd = graphDiv(graph);
-      if (!gd) {
-        complete = false; // not drawn yet (plotly.js still loading): the next tick catches up
-        continue;
-      }
+      if (!gd || (gd._mlopsGen === S.generation && gd._mlopsSeq >= newest)) continue;
       const traces = fields.map((_, i) => i);
-      if (applied === -1) {
+      if (gd._mlopsGen !== S.generation) {
         Plotly.restyle(gd, { x: fields.map(() => samples.map((s) => s.t)), y: fields.map((f) => samples.map((s) => s[f])) }, traces);
       } else {
         let start = samples.length;
-        while (start > 0 && samples[start - 1].seq > applied) start -= 1;
+        while (start > 0 && samples[start - 1].seq > gd._mlopsSeq) start -= 1;
         const fresh = samples.slice(start);
         Plotly.extendTraces(
           gd,
@@ -197,30 +193,33 @@
           S.config.max_points
         );
       }
-      S.graphSeq[graph] = newest;
+      gd._mlopsGen = S.generation;
+      gd._mlopsSeq = newest;
     }
-    return complete;
   }
   function drawKpis() {
     const d = S.latestStats;
     if (!d) return;
     const i = ids();
     const load = d.load_1 === null || d.load_1 === undefined ? "" : "load " + d.load_1.toFixed(2) + " · ";
-    setProps(i.KPI_CPU, { children: pct(d.cpu_percent) });
-    setProps(i.KPI_CPU_SUB, { children: load + d.cpu_per_core.length + " cores" });
-    setProps(i.KPI_MEM, { children: pct(d.mem_percent) });
-    setProps(i.KPI_MEM_SUB, { children: bytes(d.mem_used) + " of " + bytes(d.mem_total) });
-    setProps(i.KPI_DISK, { children: pct(d.disk_percent) });
-    setProps(i.KPI_DISK_SUB, { children: bytes(d.disk_free) + " free on " + d.disk_path });
-    setProps(i.KPI_RSS, { children: bytes(d.process_rss) });
-    setProps(i.KPI_RSS_SUB, { children: "resident memory on " + d.host });
+    setIfShown(i.KPI_CPU, { children: pct(d.cpu_percent) });
+    setIfShown(i.KPI_CPU_SUB, { children: load + d.cpu_per_core.length + " cores" });
+    setIfShown(i.KPI_MEM, { children: pct(d.mem_percent) });
+    setIfShown(i.KPI_MEM_SUB, { children: bytes(d.mem_used) + " of " + bytes(d.mem_total) });
+    setIfShown(i.KPI_DISK, { children: pct(d.disk_percent) });
+    setIfShown(i.KPI_DISK_SUB, { children: bytes(d.disk_free) + " free on " + d.disk_path });
+    setIfShown(i.KPI_RSS, { children: bytes(d.process_rss) });
+    setIfShown(i.KPI_RSS_SUB, { children: "resident memory on " + d.host });
   }
   function paint() {
-    if (S.dirty.stats) {
-      S.dirty.stats = !drawGraphs();
+    drawGraphs();
+    // Kept dirty while the page lacks the component (not rendered yet, or an embed page).
+    if (S.dirty.kpi && document.getElementById(ids().KPI_CPU)) {
+      S.dirty.kpi = false;
       drawKpis();
     }
-    if (S.dirty.health) {
+    // A dcc.Store has no DOM node: the health list beside it tells whether the panel is on the page.
+    if (S.dirty.health && document.getElementById(ids().HEALTH_LIST)) {
       S.dirty.health = false;
       setProps(ids().HEALTH_STORE, { data: { components: Object.assign({}, S.health) } });
     }
@@ -352,7 +351,7 @@
       const [text, color] = reconnectText();
       badge(text, color);
     }
-    if (S.dirty.stats) paint();
+    paint(); // catches up graphs that appeared since (navigation, plotly.js finished loading)
   }
 
   // ---- the clientside callbacks ----------------------------------------------------------------
@@ -424,6 +423,14 @@
         return closed;
       }
       return [noUpdate(), noUpdate()];
+    },
+
+    embedSnippet: function (clicks, isOpen) {
+      const chart = window.dash_clientside.callback_context.triggered_id.chart;
+      const src = window.location.origin + dashPrefix() + "embed/" + chart;
+      const snippet =
+        '<iframe src="' + src + '" width="100%" height="320" style="border:0" title="MLOps Dashboard: ' + chart + '"></iframe>';
+      return [!isOpen, snippet];
     },
 
     renderHealth: function (data) {

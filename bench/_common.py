@@ -361,3 +361,27 @@ class Publisher:
 
     def close(self) -> None:
         pass
+
+
+def system_busy_s() -> tuple[float, float]:
+    """(busy CPU seconds summed over all CPUs, steal seconds) since boot, from /proc/stat via psutil."""
+    t = psutil.cpu_times()
+    steal = getattr(t, "steal", 0.0)
+    busy = t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
+    return busy, steal
+
+
+def wait_quiet(max_wait: float, threshold: float = 25.0) -> tuple[bool, list[float]]:
+    """Wait (up to ``max_wait`` s) until the whole machine's CPU use is below ``threshold`` % of one
+    core for 2 consecutive seconds; returns (quiet, history of 1 s readings). Other people's test
+    runs on the same machine would otherwise distort the numbers."""
+    history: list[float] = []
+    deadline = time.monotonic() + max_wait
+    while True:
+        b0, t0 = system_busy_s()[0], time.monotonic()
+        time.sleep(1.0)
+        history.append(100.0 * (system_busy_s()[0] - b0) / (time.monotonic() - t0))
+        if len(history) >= 2 and history[-1] < threshold and history[-2] < threshold:
+            return True, history
+        if time.monotonic() >= deadline:
+            return False, history

@@ -30,7 +30,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Publisher, Server, fmt_ms, machine_facts, summary  # noqa: E402
+from _common import Publisher, Server, fmt_ms, machine_facts, summary, system_busy_s, wait_quiet  # noqa: E402
 
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.options import Options  # noqa: E402
@@ -256,7 +256,9 @@ def analyse(pages: Pages, sent: dict[int, tuple[float, float]]) -> dict:
 
 def run_phase(name: str, server: Server, pages: Pages, publish, args) -> dict:
     pub = Publisher(server.url, job_id=f"browser-{name}")
+    me = psutil.Process()
     cpu_b0, cpu_s0, t0 = pages.cpu_s(), server.cpu_s(), time.monotonic()
+    cpu_me0, (busy0, steal0) = sum(me.cpu_times()[:2]), system_busy_s()
     rss_peak = [0.0, 0.0]
     stop = threading.Event()
 
@@ -277,6 +279,8 @@ def run_phase(name: str, server: Server, pages: Pages, publish, args) -> dict:
         stop.set()
         sampler.join(timeout=5)
     wall = time.monotonic() - t0
+    cpu_b, cpu_s = pages.cpu_s() - cpu_b0, server.cpu_s() - cpu_s0
+    cpu_me, (busy1, steal1) = sum(me.cpu_times()[:2]) - cpu_me0, system_busy_s()
     result = analyse(pages, dict(pub.sent))
     result.update(
         name=name,
@@ -287,8 +291,10 @@ def run_phase(name: str, server: Server, pages: Pages, publish, args) -> dict:
         last_seqs=last,
         target=target,
         wait_s=wait_s,
-        cpu_browser=100.0 * (pages.cpu_s() - cpu_b0) / wall,
-        cpu_server=100.0 * (server.cpu_s() - cpu_s0) / wall,
+        cpu_browser=100.0 * cpu_b / wall,
+        cpu_server=100.0 * cpu_s / wall,
+        cpu_other=100.0 * max(0.0, (busy1 - busy0) - cpu_b - cpu_s - cpu_me) / wall,
+        cpu_steal=100.0 * (steal1 - steal0) / wall,
         rss_server=rss_peak[0] or server.rss_mb(),
         rss_browser=rss_peak[1] or pages.rss_mb(),
     )
@@ -310,7 +316,8 @@ def print_phase(r: dict) -> None:
     print(f"    POST start -> handler            {fmt_ms(r['post'])}")
     print("    handler p50 by third of the phase (publish order): " + " / ".join(f"{v:.0f}" for v in r["trend"]) + " ms")
     print(
-        f"    CPU browser {r['cpu_browser']:.0f}% / server {r['cpu_server']:.0f}% of one core; "
+        f"    CPU % of one core: browser {r['cpu_browser']:.0f}, server {r['cpu_server']:.0f}, "
+        f"other processes {r['cpu_other']:.0f}, steal {r['cpu_steal']:.0f}; "
         f"RSS peak browser {r['rss_browser']:.0f} MiB, server {r['rss_server']:.1f} MiB"
     )
 
@@ -333,11 +340,17 @@ def main() -> int:
     ap.add_argument("--settle-cpu", type=float, default=40.0,
                     help="before measuring, wait until browser CPU < this %% of a core for 2 s (default 40)")
     ap.add_argument("--settle-timeout", type=float, default=45.0)
+    ap.add_argument("--wait-quiet", type=float, default=60.0, help="wait up to this many s for an idle machine first")
     ap.add_argument("--live-timeout", type=float, default=90.0, help="max wait for every badge to say Live")
     ap.add_argument("--catchup-timeout", type=float, default=45.0, help="max wait for pages after a phase")
     args = ap.parse_args()
 
     print(f"machine: {machine_facts()}")
+    quiet, history = wait_quiet(args.wait_quiet)
+    print(
+        f"machine CPU before start (1 s readings, % of one core): {' '.join(f'{v:.0f}' for v in history)}"
+        + ("" if quiet else "  -- NOT quiet: other processes are using the CPU, numbers will be disturbed")
+    )
     started = time.monotonic()
     server = Server(kind=args.server, event_log=args.event_log, batch_ms=args.batch_ms)
     pages = Pages(args.mode, args.pages, no_throttle=not args.throttle)

@@ -31,7 +31,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Publisher, Server, fmt_ms, machine_facts, summary  # noqa: E402
+from _common import Publisher, Server, fmt_ms, machine_facts, summary, system_busy_s, wait_quiet  # noqa: E402
 
 from websockets.asyncio.client import connect  # noqa: E402
 from websockets.exceptions import ConnectionClosed, InvalidHandshake  # noqa: E402
@@ -190,11 +190,13 @@ async def run_phase(name, server, clients, publish, args) -> dict:
     stop = asyncio.Event()
     sampler = asyncio.create_task(sample_rss(server, stop, rss))
     cpu_srv0, cpu_me0, t0 = server.cpu_s(), sum(me.cpu_times()[:2]), time.monotonic()
+    busy0, steal0 = system_busy_s()
     publish_s = await asyncio.to_thread(publish, pub)
     target = max(pub.sent, default=0)
     drain_s = await wait_delivered(clients, target, args.drain_timeout)
     wall = time.monotonic() - t0
     cpu_srv, cpu_me = server.cpu_s() - cpu_srv0, sum(me.cpu_times()[:2]) - cpu_me0
+    busy1, steal1 = system_busy_s()
     stop.set()
     await sampler
     result = analyse(clients, dict(pub.sent))
@@ -210,6 +212,8 @@ async def run_phase(name, server, clients, publish, args) -> dict:
         rss_peak=max(rss, default=server.rss_mb()),
         cpu_server=100.0 * cpu_srv / wall,
         cpu_bench=100.0 * cpu_me / wall,
+        cpu_other=100.0 * max(0.0, (busy1 - busy0) - cpu_srv - cpu_me) / wall,
+        cpu_steal=100.0 * (steal1 - steal0) / wall,
         disconnects=sum(len(c.closes) for c in clients) - disconnects_before,
         reconnects=sum(c.reconnects for c in clients),
     )
@@ -232,7 +236,8 @@ def print_phase(r: dict, indent: str = "  ") -> None:
     print(f"{indent}post->recv  {fmt_ms(r['post'])}")
     print(
         f"{indent}throughput {r['throughput']:.0f} deliveries/s (first POST -> last receive {r['span_s']:.2f} s); "
-        f"CPU server {r['cpu_server']:.0f}% / bench process {r['cpu_bench']:.0f}% of one core; "
+        f"CPU % of one core: server {r['cpu_server']:.0f}, bench process {r['cpu_bench']:.0f}, "
+        f"other processes {r['cpu_other']:.0f}, steal {r['cpu_steal']:.0f}; "
         f"server RSS peak {r['rss_peak']:.1f} MiB"
     )
 
@@ -336,6 +341,11 @@ async def main_async(args) -> int:
         f"duration={args.duration:g}s burst={args.burst} burst_threads={args.burst_threads} "
         f"(clients and publisher share this one Python process)"
     )
+    quiet, history = wait_quiet(args.wait_quiet)
+    print(
+        f"machine CPU before start (1 s readings, % of one core): {' '.join(f'{v:.0f}' for v in history)}"
+        + ("" if quiet else "  -- NOT quiet: other processes are using the CPU, numbers will be disturbed")
+    )
     results = []
     started = time.monotonic()
     failed = False
@@ -368,6 +378,7 @@ def main() -> int:
     ap.add_argument("--ws-queue", type=int, default=None, help="MLOPS_WS_QUEUE (default: server default 2000)")
     ap.add_argument("--connect-timeout", type=float, default=30.0)
     ap.add_argument("--drain-timeout", type=float, default=20.0, help="max wait for deliveries after the last POST")
+    ap.add_argument("--wait-quiet", type=float, default=60.0, help="wait up to this many s for an idle machine first")
     ap.add_argument("--max-seconds", type=float, default=170.0, help="skip further client counts after this")
     args = ap.parse_args()
     try:

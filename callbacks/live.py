@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dash import ClientsideFunction, Dash, Input, Output, State
+from dash import MATCH, ClientsideFunction, Dash, Input, Output, State
 
 from components import ids
 
@@ -34,4 +34,13 @@ def register(app: Dash) -> None:
         Output(ids.HEALTH_BADGE, "children"),
         Output(ids.HEALTH_BADGE, "color"),
         Input(ids.HEALTH_STORE, "data"),
+    )
+    # Embed: toggles the snippet and writes it with this page's own address.
+    app.clientside_callback(
+        ClientsideFunction("mlops", "embedSnippet"),
+        Output(ids.embed_collapse(MATCH), "is_open"),
+        Output(ids.embed_snippet(MATCH), "children"),
+        Input(ids.embed_toggle(MATCH), "n_clicks"),
+        State(ids.embed_collapse(MATCH), "is_open"),
+        prevent_initial_call=True,
     )

@@ -27,3 +27,21 @@ GRAPH_NET = "graph-net"
 # Overview: component health
 HEALTH_STORE = "health-store"
 HEALTH_LIST = "health-list"
+GRAPH_SYSTEM = "graph-system"
+
+# Routing
+URL = "url"
+NAVBAR = "navbar"
+
+
+# Per-chart controls (pattern-matching ids)
+def embed_toggle(chart: str) -> dict:
+    return {"type": "embed-toggle", "chart": chart}
+
+
+def embed_collapse(chart: str) -> dict:
+    return {"type": "embed-collapse", "chart": chart}
+
+
+def embed_snippet(chart: str) -> dict:
+    return {"type": "embed-snippet", "chart": chart}

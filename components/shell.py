@@ -1,4 +1,4 @@
-"""The app shell: navbar with connection and health badges, the WebSocket, and the page container."""
+"""The app shell (navbar, WebSocket, stores, page container) and the pages drawn into it."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from dash import dcc, html
 from dash_extensions import WebSocket
 
 from components import ids
+from components.charts import CHARTS
+from components.figures import THEMES
 from components.health import health_panel
-from components.system import charts, kpi_row
+from components.system import GRAPH_CONFIG, charts, kpi_row
 
 
 def navbar() -> dbc.Navbar:
@@ -34,29 +36,52 @@ def navbar() -> dbc.Navbar:
     )
 
 
-def overview(snapshot: dict[str, Any]) -> html.Div:
-    return html.Div(
+def overview(snapshot: dict[str, Any], api_base: str) -> dbc.Container:
+    return dbc.Container(
         [
             kpi_row(),
             dbc.Row(
                 [
-                    dbc.Col(charts(snapshot["samples"]), lg=9),
+                    dbc.Col(charts(snapshot["samples"], api_base), lg=9),
                     dbc.Col(health_panel(snapshot["health"]), lg=3),
                 ]
             ),
-        ]
+        ],
+        fluid=True,
+    )
+
+
+def embed(chart_name: str, snapshot: dict[str, Any], theme: str) -> html.Div:
+    """One chart filling the frame, live; for iframes in wikis and reports."""
+    chart = CHARTS.get(chart_name)
+    if chart is None:
+        known = ", ".join(sorted(CHARTS))
+        return html.Div(f"Unknown chart {chart_name!r}. Charts: {known}.", className="alert alert-warning m-3")
+    theme = theme if theme in THEMES else "light"
+    figure = chart.figure(snapshot["samples"], theme=theme)
+    figure.update_layout(height=None, autosize=True)
+    return html.Div(
+        dcc.Graph(id=chart.graph_id, figure=figure, config=GRAPH_CONFIG, style={"height": "100vh"}),
+        className=f"embed embed-{theme}",
+        style={"background": THEMES[theme]["paper"], "height": "100vh"},
     )
 
 
 def layout(snapshot: dict[str, Any], config: dict[str, Any]) -> html.Div:
-    """The whole page for one snapshot; the WebSocket sits outside the page so navigation never reconnects."""
+    """The shell: the WebSocket sits outside the page container, so navigation never reconnects."""
     return html.Div(
         [
-            # url stays empty until the browser has the snapshot and the graphs: see mlops_live.js init.
+            dcc.Location(id=ids.URL, refresh=False),
+            # url stays empty until the browser has the snapshot: see init in mlops_live.js.
             WebSocket(id=ids.WS),
             dcc.Store(id=ids.CONFIG, data=config),
             dcc.Store(id=ids.SNAPSHOT, data=snapshot),
-            navbar(),
-            dbc.Container(overview(snapshot), id=ids.PAGE, fluid=True),
+            html.Div(navbar(), id=ids.NAVBAR, style={"display": "none"}),
+            html.Div(id=ids.PAGE),
         ]
     )
+
+
+def validation_layout(snapshot: dict[str, Any], config: dict[str, Any]) -> html.Div:
+    """Every page at once, for Dash's callback validation (never rendered)."""
+    return html.Div([layout(snapshot, config), overview(snapshot, ""), *(embed(name, snapshot, "light") for name in CHARTS)])

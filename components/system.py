@@ -1,4 +1,4 @@
-"""Overview panel: KPI cards and the live system charts."""
+"""Overview panel: KPI cards and the live system charts, each with Download and Embed."""
 
 from __future__ import annotations
 
@@ -8,44 +8,10 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from components import ids
-from components.figures import time_series
+from components.charts import PANELS, Chart
 
-# graph id -> how it is drawn; the browser extends each trace with the same fields, in this order.
-CHARTS: dict[str, dict[str, Any]] = {
-    ids.GRAPH_CPU: {"title": "CPU", "traces": [("cpu_percent", "CPU")], "percent": True},
-    ids.GRAPH_MEM: {
-        "title": "Memory",
-        "traces": [("mem_percent", "Memory"), ("swap_percent", "Swap")],
-        "percent": True,
-    },
-    ids.GRAPH_DISK: {
-        "title": "Disk I/O",
-        "traces": [("disk_read_bps", "Read"), ("disk_write_bps", "Write")],
-        "y_title": "bytes/s",
-    },
-    ids.GRAPH_NET: {
-        "title": "Network",
-        "traces": [("net_recv_bps", "Received"), ("net_sent_bps", "Sent")],
-        "y_title": "bytes/s",
-    },
-}
-
-
-def chart_fields() -> dict[str, list[str]]:
-    """graph id -> the sample field of each trace (shipped to the browser)."""
-    return {graph: [field for field, _ in spec["traces"]] for graph, spec in CHARTS.items()}
-
-
-def figure(graph_id: str, samples: list[dict[str, Any]], theme: str = "light"):
-    spec = CHARTS[graph_id]
-    return time_series(
-        samples,
-        spec["traces"],
-        title=spec["title"],
-        y_title=spec.get("y_title", ""),
-        percent=spec.get("percent", False),
-        theme=theme,
-    )
+EXPORT_FORMATS = (("PNG", "png"), ("SVG", "svg"), ("PDF", "pdf"), ("Interactive HTML", "html"), ("CSV data", "csv"))
+GRAPH_CONFIG = {"displaylogo": False, "responsive": True}
 
 
 def kpi_card(title: str, value_id: str, sub_id: str) -> dbc.Card:
@@ -71,22 +37,43 @@ def kpi_row() -> dbc.Row:
     return dbc.Row([dbc.Col(kpi_card(*card), md=3, sm=6, className="mb-3") for card in cards])
 
 
-def charts(samples: list[dict[str, Any]]) -> dbc.Row:
-    return dbc.Row(
+def chart_card(chart: Chart, samples: list[dict[str, Any]], api_base: str) -> dbc.Card:
+    """A live chart with its Download menu (export API) and Embed snippet."""
+    downloads = dbc.DropdownMenu(
         [
-            dbc.Col(
-                dbc.Card(
-                    dcc.Graph(
-                        id=graph_id,
-                        figure=figure(graph_id, samples),
-                        config={"displaylogo": False, "responsive": True},
-                        className="live-graph",
-                    ),
-                    className="shadow-sm",
-                ),
-                lg=6,
-                className="mb-3",
-            )
-            for graph_id in CHARTS
-        ]
+            dbc.DropdownMenuItem(label, href=f"{api_base}charts/{chart.name}.{ext}?download=1", external_link=True)
+            for label, ext in EXPORT_FORMATS
+        ],
+        label="Download",
+        size="sm",
+        color="light",
+        align_end=True,
+        className="me-1 chart-download",
     )
+    embed = dbc.Button("Embed", id=ids.embed_toggle(chart.name), size="sm", color="light", className="chart-embed")
+    snippet = dbc.Collapse(
+        html.Div(
+            [
+                html.Pre(id=ids.embed_snippet(chart.name), className="small mb-0 me-2 text-wrap embed-snippet"),
+                dcc.Clipboard(target_id=ids.embed_snippet(chart.name), title="Copy"),
+            ],
+            className="d-flex align-items-start p-2 bg-light border-top",
+        ),
+        id=ids.embed_collapse(chart.name),
+        is_open=False,
+    )
+    return dbc.Card(
+        [
+            dbc.CardHeader(
+                [html.Span(chart.title, className="fw-semibold"), html.Div([downloads, embed], className="d-flex")],
+                className="d-flex justify-content-between align-items-center py-1",
+            ),
+            dcc.Graph(id=chart.graph_id, figure=chart.figure(samples, title=False), config=GRAPH_CONFIG, className="live-graph"),
+            snippet,
+        ],
+        className="shadow-sm chart-card",
+    )
+
+
+def charts(samples: list[dict[str, Any]], api_base: str) -> dbc.Row:
+    return dbc.Row([dbc.Col(chart_card(chart, samples, api_base), lg=6, className="mb-3") for chart in PANELS])

@@ -1,0 +1,83 @@
+"""Chart export: ``GET <prefix>api/v1/charts/<chart>.<png|svg|pdf|html|json|csv>`` and the chart data."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from api.errors import ApiError
+from components.charts import CHARTS
+from services import export
+from services.runtime import Runtime
+
+PARAMS = {"last", "width", "height", "theme", "download"}
+
+
+def _runtime() -> Runtime:
+    return current_app.extensions["mlops"]
+
+
+def _size(name: str, default: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 100 <= int(raw) <= 4000:
+        raise ApiError(f"'{name}' must be an integer from 100 to 4000", code="invalid_parameter", details={"parameter": name})
+    return int(raw)
+
+
+def _query(chart_name: str):
+    """Validate the query string; return the chart, its rows and the render options."""
+    unknown = sorted(set(request.args) - PARAMS)
+    if unknown:
+        raise ApiError(
+            f"unknown query parameter(s): {', '.join(unknown)}",
+            code="invalid_parameter",
+            details={"parameters": unknown, "allowed": sorted(PARAMS)},
+        )
+    runtime = _runtime()
+    try:
+        chart = export.chart_named(chart_name)
+        last = request.args.get("last")
+        last_s = export.parse_duration(last) if last else runtime.settings.chart_window_s
+        theme = export.check_theme(request.args.get("theme", "light"))
+    except export.ExportError as exc:
+        raise ApiError(str(exc), code=exc.code, status=exc.status, details=exc.details) from None
+    rows = export.samples(runtime.log, chart, last_s, runtime.settings.history)
+    return chart, rows, {"width": _size("width", 1000), "height": _size("height", 560 if chart.name == "system_stats" else 400), "theme": theme}
+
+
+def register(bp: Blueprint) -> None:
+    @bp.get("/charts")
+    def list_charts():
+        return jsonify(
+            {
+                "items": [
+                    {"name": c.name, "title": c.title, "fields": c.fields, "formats": sorted(export.FORMATS)}
+                    for c in CHARTS.values()
+                ]
+            }
+        )
+
+    @bp.get("/charts/<chart_name>/data")
+    def chart_data(chart_name: str):
+        chart, rows, _ = _query(chart_name)
+        return jsonify({"chart": chart.name, "fields": chart.fields, "samples": rows})
+
+    @bp.get("/charts/<chart_name>.<fmt>")
+    def chart_export(chart_name: str, fmt: str):
+        if fmt not in export.FORMATS:
+            raise ApiError(
+                f"unknown format {fmt!r}", code="unknown_format", status=404, details={"formats": sorted(export.FORMATS)}
+            )
+        chart, rows, options = _query(chart_name)
+        try:
+            body = export.render(chart, rows, fmt, **options)
+        except export.ExportError as exc:
+            raise ApiError(str(exc), code=exc.code, status=exc.status, details=exc.details) from None
+        response = Response(body, mimetype=export.FORMATS[fmt].split(";")[0])
+        if fmt in {"html", "csv"}:
+            response.headers["Content-Type"] = export.FORMATS[fmt]
+        if request.args.get("download"):
+            response.headers["Content-Disposition"] = f'attachment; filename="{chart.name}.{fmt}"'
+        response.headers["Cache-Control"] = "no-store"
+        return response

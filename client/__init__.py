@@ -1,0 +1,1 @@
+"""Python helpers for using a running dashboard from notebooks and scripts."""
