@@ -16,6 +16,8 @@ import flask
 from flask_sock import Sock
 
 import api.routes
+from api.data import MlopsRequest
+import callbacks.data
 import callbacks.live
 import callbacks.pages
 from components import ids
@@ -33,6 +35,8 @@ def create_app(settings: Settings | None = None) -> dash.Dash:
     """A new dashboard (Flask server, Dash app, WebSocket, API) with its background services started."""
     settings = settings or Settings.from_env()
     server = flask.Flask(__name__)
+    server.request_class = MlopsRequest  # uploads stream their file part to disk, with progress
+    server.config["MAX_CONTENT_LENGTH"] = settings.max_upload_mb * 2**20
     server.config["SOCK_SERVER_OPTIONS"] = {"ping_interval": None}
     runtime = Runtime(settings)
     server.extensions["mlops"] = runtime
@@ -49,6 +53,7 @@ def create_app(settings: Settings | None = None) -> dash.Dash:
     )
     prefix = app.config.routes_pathname_prefix
     browser_config = {
+        "base": app.config.requests_pathname_prefix,
         "ws_path": "ws",  # relative to Dash's requests_pathname_prefix, so it works behind a proxy path
         "api_path": "api/v1",
         "charts": browser_charts(),
@@ -60,6 +65,7 @@ def create_app(settings: Settings | None = None) -> dash.Dash:
     # Pages are drawn by the routing callback; Dash validates callbacks against all of them.
     app.validation_layout = validation_layout(LiveState(settings.chart_points).snapshot(), browser_config)
     callbacks.live.register(app)
+    callbacks.data.register(app, runtime)
     callbacks.pages.register(app, runtime, api_base=f"{app.config.requests_pathname_prefix}api/v1/")
     api.routes.register(server, prefix)
     ws.register(Sock(server), f"{prefix}ws", runtime.hub, settings)

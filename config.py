@@ -61,6 +61,13 @@ def _event_log_url(raw: str) -> str:
     return url
 
 
+def _database_url(raw: str) -> str:
+    url = raw.strip()
+    if urlparse(url).scheme.split("+")[0] not in {"sqlite", "postgresql", "postgres"}:
+        raise ValueError("expected sqlite:///path/to/file.db or postgresql://user@host:5432/db")
+    return url
+
+
 def _prefix(raw: str) -> str:
     value = "/" + raw.strip().strip("/")
     return value if value == "/" else value + "/"
@@ -87,6 +94,8 @@ ENV_VARS: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("MLOPS_WS_HEARTBEAT_S", "ws_heartbeat_s", _float(0.5)),
     ("MLOPS_CHART_WINDOW_S", "chart_window_s", _float(10.0)),
     ("MLOPS_MIN_FREE_DISK_MB", "min_free_disk_mb", _int(0)),
+    ("MLOPS_DATABASE_URL", "database_url", _database_url),
+    ("MLOPS_MAX_UPLOAD_MB", "max_upload_mb", _int(1)),
     ("MLOPS_DEBUG", "debug", _bool),
     ("MLOPS_BACKGROUND", "background", _bool),
 )
@@ -109,6 +118,8 @@ class Settings:
     ws_heartbeat_s: float = 15.0
     chart_window_s: float = 600.0
     min_free_disk_mb: int = 1024
+    database_url: str = ""  # empty: a SQLite file in data_dir
+    max_upload_mb: int = 1024
     debug: bool = False
     background: bool = True
 

@@ -1,4 +1,4 @@
-"""Domain errors carry a code and an HTTP status; the API turns them into one JSON shape."""
+"""API-level errors (bad parameters, bodies) share the domain errors' code + status + details."""
 
 from __future__ import annotations
 
@@ -6,17 +6,11 @@ from typing import Any
 
 from flask import jsonify
 
+from services.errors import DomainError
 
-class ApiError(Exception):
-    status = 400
-    code = "bad_request"
 
-    def __init__(self, message: str, *, code: str | None = None, status: int | None = None, details: Any = None):
-        super().__init__(message)
-        self.message = message
-        self.code = code or self.code
-        self.status = status or self.status
-        self.details = details or {}
+class ApiError(DomainError):
+    pass
 
 
 def error_response(status: int, code: str, message: str, details: Any = None):

@@ -9,9 +9,12 @@ from werkzeug.exceptions import HTTPException
 
 import api.charts
 import api.openapi
+import api.data
 from api.errors import ApiError, error_response
+from api.params import int_param, json_body
 from events.catalogue import InvalidEvent
 from events.log import EventLogUnavailable, Gap
+from services.errors import DomainError
 from services.runtime import Runtime
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -20,29 +23,6 @@ STATUS_CODES = {"healthy": 200, "degraded": 200, "down": 503}
 
 def _runtime() -> Runtime:
     return current_app.extensions["mlops"]
-
-
-def _int_param(name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(f"'{name}' must be an integer", code="invalid_parameter", details={"parameter": name}) from None
-    if value < minimum or (maximum is not None and value > maximum):
-        bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
-        raise ApiError(f"'{name}' must be {bound}", code="invalid_parameter", details={"parameter": name})
-    return value
-
-
-def _json_body() -> dict[str, Any]:
-    if not request.is_json:
-        raise ApiError("send a JSON body with Content-Type: application/json", code="unsupported_media_type", status=415)
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ApiError("the body must be a JSON object", code="invalid_json")
-    return body
 
 
 def create_blueprint() -> Blueprint:
@@ -60,8 +40,8 @@ def create_blueprint() -> Blueprint:
     @bp.get("/events")
     def list_events():
         runtime = _runtime()
-        after = _int_param("after", 0)
-        limit = _int_param("limit", 100, minimum=1, maximum=1000)
+        after = int_param("after", 0)
+        limit = int_param("limit", 100, minimum=1, maximum=1000)
         epoch = request.args.get("epoch") or None
         result = runtime.log.read_after(after, epoch, limit=limit)
         if isinstance(result, Gap):
@@ -76,7 +56,9 @@ def create_blueprint() -> Blueprint:
 
     @bp.post("/events")
     def publish_event():
-        body = _json_body()
+        body = json_body()
+        if not isinstance(body, dict):
+            raise ApiError("the body must be a JSON object", code="invalid_json")
         unknown = sorted(set(body) - {"type", "data"})
         if unknown:
             raise ApiError("unknown fields", code="unknown_fields", details={"fields": unknown})
@@ -89,6 +71,7 @@ def create_blueprint() -> Blueprint:
         return jsonify(event.envelope()), 201
 
     api.charts.register(bp)
+    api.data.register(bp)
 
     @bp.get("/openapi.json")
     def openapi():
@@ -112,8 +95,8 @@ def create_blueprint() -> Blueprint:
             )
         raise ApiError(f"no API endpoint at {request.path}", code="not_found", status=404)
 
-    @bp.errorhandler(ApiError)
-    def api_error(exc: ApiError):
+    @bp.errorhandler(DomainError)
+    def api_error(exc: DomainError):
         return error_response(exc.status, exc.code, exc.message, exc.details)
 
     @bp.errorhandler(EventLogUnavailable)

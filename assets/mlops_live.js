@@ -89,6 +89,9 @@
     return proto + "//" + window.location.host + dashPrefix() + S.config.ws_path + "?" + q.join("&");
   }
   mlops.apiUrl = (path) => dashPrefix() + S.config.api_path + "/" + path;
+  mlops.setProps = setProps;
+  mlops.setIfShown = setIfShown;
+  mlops.ids = ids;
 
   // ---- snapshot ---------------------------------------------------------------------------------
   function applySnapshot(snap, redraw) {
@@ -130,30 +133,35 @@
   const keepLatest = (e) => {
     mlops.latest[e.type] = e;
   };
-  mlops.handlers = {
-    system_stats: onSystemStats,
-    health_change: onHealthChange,
-    training_progress: keepLatest,
-    training_complete: keepLatest,
-    training_error: keepLatest,
-    upload_progress: keepLatest,
-    upload_complete: keepLatest,
-    upload_error: keepLatest,
-    activity_update: keepLatest,
-    model_status: keepLatest,
-    pipeline_created: keepLatest,
-    pipeline_updated: keepLatest,
-    pipeline_deleted: keepLatest,
-    dataset_created: keepLatest,
-    dataset_updated: keepLatest,
-    prediction_volume: keepLatest,
-    model_deployed: keepLatest,
-  };
+  // Handlers of later panels (mlops_live_data.js) may register first: theirs win over keepLatest.
+  mlops.handlers = Object.assign(
+    {
+      system_stats: onSystemStats,
+      health_change: onHealthChange,
+      training_progress: keepLatest,
+      training_complete: keepLatest,
+      training_error: keepLatest,
+      upload_progress: keepLatest,
+      upload_complete: keepLatest,
+      upload_error: keepLatest,
+      activity_update: keepLatest,
+      model_status: keepLatest,
+      pipeline_created: keepLatest,
+      pipeline_updated: keepLatest,
+      pipeline_deleted: keepLatest,
+      dataset_created: keepLatest,
+      dataset_updated: keepLatest,
+      prediction_volume: keepLatest,
+      model_deployed: keepLatest,
+    },
+    mlops.handlers || {}
+  );
 
   function handle(e) {
     const handler = mlops.handlers[e.type];
     try {
-      if (handler) handler(e);
+      keepLatest(e);
+      if (handler && handler !== keepLatest) handler(e);
       else console.warn("mlops: no handler for event type", e.type);
     } catch (err) {
       console.error("mlops: handler for", e.type, "failed", err);

@@ -75,10 +75,21 @@ def machine_facts() -> str:
     except OSError:
         pass
     mem = psutil.virtual_memory().total / 2**30
+    try:
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", ".", ":!bench"], capture_output=True, text=True, timeout=5).stdout
+        changed = len([line for line in dirty.splitlines() if line.strip()])
+        code = f"code {head}" + (f" + {changed} uncommitted change(s) outside bench/" if changed else " (clean)")
+    except (OSError, subprocess.SubprocessError):
+        code = "code: git unavailable"
     return (
         f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC} | nproc {os.cpu_count()} | CPU {model} | "
-        f"RAM {mem:.1f} GiB | Python {platform.python_version()}"
+        f"RAM {mem:.1f} GiB | Python {platform.python_version()} | {code}"
     )
+
+
+class ServerStartError(RuntimeError):
+    """The dashboard did not come up (import error, bad setting, port ...); the message has its log tail."""
 
 
 class Server:
@@ -173,7 +184,7 @@ class Server:
         last = ""
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log_tail()}")
+                raise ServerStartError(f"server exited with {self.proc.returncode}:\n{self.log_tail(12)}")
             try:
                 r = requests.get(f"{self.url}/api/v1/health", timeout=2)
                 if r.status_code == 200:
@@ -182,7 +193,7 @@ class Server:
             except requests.RequestException as exc:
                 last = str(exc)
             time.sleep(0.2)
-        raise RuntimeError(f"server not healthy after {timeout:.0f} s ({last}):\n{self.log_tail()}")
+        raise ServerStartError(f"server not healthy after {timeout:.0f} s ({last}):\n{self.log_tail(12)}")
 
     def log_tail(self, lines: int = 30) -> str:
         try:

@@ -426,7 +426,7 @@ def main() -> int:
         failed = True
         print(f"\n!! failed: {type(exc).__name__}: {exc}")
         tail = server.log_tail(15)
-        if tail:
+        if tail and "server log tail" not in str(exc) and "server exited" not in str(exc):
             print(f"server log tail:\n{tail}")
     finally:
         pages.quit()

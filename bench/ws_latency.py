@@ -31,7 +31,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Publisher, Server, fmt_ms, machine_facts, summary, system_busy_s, wait_quiet  # noqa: E402
+from _common import Publisher, Server, ServerStartError, fmt_ms, machine_facts, summary, system_busy_s, wait_quiet  # noqa: E402
 
 from websockets.asyncio.client import connect  # noqa: E402
 from websockets.exceptions import ConnectionClosed, InvalidHandshake  # noqa: E402
@@ -355,6 +355,10 @@ async def main_async(args) -> int:
             continue
         try:
             results.append(await bench_clients(n, args))
+        except ServerStartError as exc:
+            failed = True
+            print(f"\n!! the dashboard did not start; stopping here. {exc}")
+            break
         except Exception as exc:  # noqa: BLE001 - report and go on with the next client count
             failed = True
             print(f"\n!! {n} clients failed: {type(exc).__name__}: {exc}")

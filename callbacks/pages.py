@@ -1,4 +1,4 @@
-"""Routing: the overview at the root, ``embed/<chart>`` for a single live chart."""
+"""Routing: overview at the root, ``datasets``, ``pipelines``, and ``embed/<chart>`` for one live chart."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from urllib.parse import parse_qs
 from dash import Dash, Input, Output
 
 from components import ids
+from components.datasets import datasets_page
+from components.pipelines import pipelines_page
 from components.shell import embed, overview
 from services.runtime import Runtime
 
@@ -24,4 +26,8 @@ def register(app: Dash, runtime: Runtime, api_base: str) -> None:
         if path.startswith("embed/"):
             theme = parse_qs((search or "").lstrip("?")).get("theme", ["light"])[0]
             return embed(path.removeprefix("embed/"), snapshot, theme), {"display": "none"}
-        return overview(snapshot, api_base), {}
+        if path == "datasets":
+            return datasets_page(runtime.datasets.list()), {}
+        if path == "pipelines":
+            return pipelines_page(runtime.pipelines.list(), runtime.datasets.list()), {}
+        return overview(snapshot, api_base, runtime.activity.list(limit=20)), {}

@@ -45,3 +45,45 @@ def embed_collapse(chart: str) -> dict:
 
 def embed_snippet(chart: str) -> dict:
     return {"type": "embed-snippet", "chart": chart}
+
+# Datasets page
+UPLOAD_ZONE = "upload-zone"
+UPLOAD_INPUT = "upload-input"
+UPLOAD_NAME = "upload-name"
+UPLOAD_PROGRESS = "upload-progress"
+UPLOAD_STATUS = "upload-status"
+DATASETS_STORE = "datasets-store"
+DATASETS_TABLE = "datasets-table"
+DATASET_PROFILE = "dataset-profile"
+
+# Pipelines page
+PIPELINES_STORE = "pipelines-store"
+PIPELINES_TABLE = "pipelines-table"
+PIPELINE_EDITING = "pipeline-editing"  # id of the pipeline in the form, or None when creating
+PIPELINE_NAME = "pipeline-name"
+PIPELINE_DATASET = "pipeline-dataset"
+PIPELINE_TARGET = "pipeline-target"
+PIPELINE_MODEL = "pipeline-model"
+PIPELINE_PARAMS = "pipeline-params"
+PIPELINE_FEATURES = "pipeline-features"
+PIPELINE_SUBMIT = "pipeline-submit"
+PIPELINE_CANCEL = "pipeline-cancel"
+PIPELINE_FEEDBACK = "pipeline-feedback"
+PIPELINE_FORM_TITLE = "pipeline-form-title"
+
+# Overview: activity feed; shell: toasts
+ACTIVITY_STORE = "activity-store"
+ACTIVITY_LIST = "activity-list"
+TOASTS = "toasts"
+
+
+def dataset_view(dataset_id: int) -> dict:
+    return {"type": "dataset-view", "id": dataset_id}
+
+
+def pipeline_edit(pipeline_id: int) -> dict:
+    return {"type": "pipeline-edit", "id": pipeline_id}
+
+
+def pipeline_delete(pipeline_id: int) -> dict:
+    return {"type": "pipeline-delete", "id": pipeline_id}

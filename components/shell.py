@@ -11,15 +11,26 @@ from dash_extensions import WebSocket
 from components import ids
 from components.charts import CHARTS
 from components.figures import THEMES
+from components.activity import activity_panel
+from components.datasets import datasets_page
 from components.health import health_panel
+from components.pipelines import pipelines_page
 from components.system import GRAPH_CONFIG, charts, kpi_row
 
 
-def navbar() -> dbc.Navbar:
+PAGES = (("Overview", ""), ("Datasets", "datasets"), ("Pipelines", "pipelines"))
+
+
+def navbar(base: str) -> dbc.Navbar:
     return dbc.Navbar(
         dbc.Container(
             [
-                dbc.NavbarBrand("MLOps Dashboard", className="fw-semibold"),
+                dbc.NavbarBrand("MLOps Dashboard", href=base, className="fw-semibold"),
+                dbc.Nav(
+                    [dbc.NavItem(dbc.NavLink(label, href=base + path, active="exact")) for label, path in PAGES],
+                    navbar=True,
+                    className="me-auto",
+                ),
                 html.Div(
                     [
                         dbc.Badge("Health …", id=ids.HEALTH_BADGE, color="secondary", className="me-2"),
@@ -36,14 +47,14 @@ def navbar() -> dbc.Navbar:
     )
 
 
-def overview(snapshot: dict[str, Any], api_base: str) -> dbc.Container:
+def overview(snapshot: dict[str, Any], api_base: str, activity: list[dict[str, Any]]) -> dbc.Container:
     return dbc.Container(
         [
             kpi_row(),
             dbc.Row(
                 [
                     dbc.Col(charts(snapshot["samples"], api_base), lg=9),
-                    dbc.Col(health_panel(snapshot["health"]), lg=3),
+                    dbc.Col([health_panel(snapshot["health"]), activity_panel(activity)], lg=3),
                 ]
             ),
         ],
@@ -76,12 +87,21 @@ def layout(snapshot: dict[str, Any], config: dict[str, Any]) -> html.Div:
             WebSocket(id=ids.WS),
             dcc.Store(id=ids.CONFIG, data=config),
             dcc.Store(id=ids.SNAPSHOT, data=snapshot),
-            html.Div(navbar(), id=ids.NAVBAR, style={"display": "none"}),
+            html.Div(navbar(config["base"]), id=ids.NAVBAR, style={"display": "none"}),
             html.Div(id=ids.PAGE),
+            html.Div(id=ids.TOASTS, className="toast-stack"),
         ]
     )
 
 
 def validation_layout(snapshot: dict[str, Any], config: dict[str, Any]) -> html.Div:
     """Every page at once, for Dash's callback validation (never rendered)."""
-    return html.Div([layout(snapshot, config), overview(snapshot, ""), *(embed(name, snapshot, "light") for name in CHARTS)])
+    return html.Div(
+        [
+            layout(snapshot, config),
+            overview(snapshot, "", []),
+            datasets_page([]),
+            pipelines_page([], []),
+            *(embed(name, snapshot, "light") for name in CHARTS),
+        ]
+    )

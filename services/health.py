@@ -14,6 +14,7 @@ from pathlib import Path
 from events.hub import Hub
 from events.log import EventLogUnavailable
 from services.live_state import LiveState, worst
+from storage.db import Database, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,10 @@ class Check:
 class HealthChecks:
     """The checks of this deployment; each returns a ``Check`` and never raises."""
 
-    def __init__(self, hub: Hub, state: LiveState, data_dir: Path, stats_interval_s: float, min_free_disk_mb: int):
+    def __init__(
+        self, hub: Hub, state: LiveState, data_dir: Path, stats_interval_s: float, min_free_disk_mb: int, db: Database | None = None
+    ):
+        self.db = db
         self.hub = hub
         self.state = state
         self.data_dir = data_dir
@@ -38,6 +42,8 @@ class HealthChecks:
             "stats_sampler": self.stats_sampler,
             "disk": self.disk,
         }
+        if db is not None:
+            self.checks["storage"] = self.storage
 
     def event_log(self) -> Check:
         try:
@@ -58,6 +64,13 @@ class HealthChecks:
         if age <= 10 * self.stats_interval_s + 5:
             return Check("degraded", f"last sample {age:.0f} s ago (expected every {self.stats_interval_s:g} s)")
         return Check("down", f"no sample for {age:.0f} s")
+
+    def storage(self) -> Check:
+        try:
+            self.db.ping()
+        except StorageUnavailable as exc:
+            return Check("down", str(exc))
+        return Check("healthy", f"{self.db.describe()} reachable")
 
     def disk(self) -> Check:
         try:

@@ -7,9 +7,13 @@ import logging
 from config import Settings
 from events.hub import Hub
 from events.log import open_event_log
+from services.activity import ActivityFeed
+from services.datasets import Datasets
 from services.health import HealthChecks, HealthMonitor
 from services.live_state import LiveState
+from services.pipelines import Pipelines
 from services.system_stats import StatsSampler
+from storage.db import Database, default_url
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +26,13 @@ class Runtime:
         self.hub = Hub(self.log, bootstrap_events=settings.history)
         self.state = LiveState(settings.chart_points)
         self.hub.listeners.append(self.state)
+        self.db = Database(settings.database_url or default_url(settings.data_dir))
+        self.db.upgrade()  # Alembic migrations to head: creates or upgrades the schema, keeps the data
+        self.activity = ActivityFeed(self.db, self.hub)
+        self.datasets = Datasets(self.db, self.hub, self.activity, settings.data_dir, settings.max_upload_mb * 2**20)
+        self.pipelines = Pipelines(self.db, self.hub, self.activity)
         self.health = HealthChecks(
-            self.hub, self.state, settings.data_dir, settings.stats_interval_s, settings.min_free_disk_mb
+            self.hub, self.state, settings.data_dir, settings.stats_interval_s, settings.min_free_disk_mb, self.db
         )
         self.sampler = StatsSampler(self.hub, settings.data_dir, settings.stats_interval_s)
         self.monitor = HealthMonitor(self.health, interval_s=max(1.0, settings.stats_interval_s))
@@ -46,6 +55,8 @@ class Runtime:
         self.sampler.stop()
         self.monitor.stop()
         self.hub.stop()
+        self.datasets.close()
+        self.db.close()
         self.log.close()
         self.started = False
 

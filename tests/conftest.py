@@ -15,6 +15,7 @@ from config import Settings
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 REDIS_URL = os.environ.get("MLOPS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+POSTGRES_URL = os.environ.get("MLOPS_TEST_POSTGRES_URL", "postgresql://127.0.0.1:5432/test")
 
 
 def need(condition: bool, reason: str) -> None:
@@ -46,6 +47,25 @@ def redis_url() -> Iterator[str]:
 
     client = redis.Redis.from_url(REDIS_URL)
     client.delete(*client.keys(f"{stream}*") or [stream])
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database of this test's own, dropped afterwards."""
+    import psycopg
+
+    try:
+        admin = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=2)
+    except psycopg.OperationalError as exc:
+        need(False, f"PostgreSQL at {POSTGRES_URL} is not answering: {exc}")
+    name = f"mlops_test_{uuid.uuid4().hex[:12]}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
+        finally:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
 
 
 @pytest.fixture

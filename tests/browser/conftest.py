@@ -66,3 +66,28 @@ def points(dash_duo, graph_id: str) -> int:
 
 def trace(dash_duo) -> list[int]:
     return js(dash_duo, "return window.mlops.trace.slice()")
+
+
+@pytest.fixture
+def second_browser():
+    """Another Chromium, for what one user does and another sees."""
+    from selenium import webdriver
+
+    from tests.conftest import pytest_setup_options
+
+    driver = webdriver.Chrome(options=pytest_setup_options())
+    yield driver
+    driver.quit()
+
+
+def wait_css(driver, selector: str, timeout: float = 10.0, text: str | None = None):
+    """Poll the page of ``driver`` until ``selector`` exists (and contains ``text``)."""
+    from selenium.webdriver.common.by import By
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = driver.find_elements(By.CSS_SELECTOR, selector)
+        if found and (text is None or any(text in f.text for f in found)):
+            return found[0]
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {selector!r}" + (f" containing {text!r}" if text else ""))

@@ -33,6 +33,18 @@ class Client:
                 out.extend(frame["events"])
         return out
 
+    def until(self, predicate, timeout: float = 10.0) -> list[dict]:
+        """Events received until one satisfies ``predicate`` (inclusive)."""
+        out: list[dict] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            frame = self.recv(timeout=max(0.01, deadline - time.monotonic()))
+            self.frames.append(frame)
+            for event in frame.get("events", []):
+                out.append(event)
+                if predicate(event):
+                    return out
+
     def next_kind(self, kind: str, timeout: float = 5.0) -> dict:
         deadline = time.monotonic() + timeout
         while True:

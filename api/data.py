@@ -1,0 +1,109 @@
+"""Datasets (streamed multipart upload), pipelines and the activity feed."""
+
+from __future__ import annotations
+
+import flask
+from flask import Blueprint, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from api.errors import ApiError
+from api.params import int_param, json_body
+from services.runtime import Runtime
+
+UPLOAD_ENV = "mlops.upload"
+
+
+class MlopsRequest(flask.Request):
+    """Lets an upload endpoint receive its file part straight into its own temp file, with progress."""
+
+    def _get_file_stream(self, total_content_length, content_type, filename=None, content_length=None):
+        upload = self.environ.get(UPLOAD_ENV)
+        if upload is not None:
+            return upload.open_file(filename)
+        return super()._get_file_stream(total_content_length, content_type, filename, content_length)
+
+
+def _runtime() -> Runtime:
+    return current_app.extensions["mlops"]
+
+
+def register(bp: Blueprint) -> None:
+    @bp.get("/datasets")
+    def list_datasets():
+        return jsonify({"items": _runtime().datasets.list()})
+
+    @bp.post("/datasets")
+    def upload_dataset():
+        datasets = _runtime().datasets
+        upload = datasets.start_upload(request.args.get("upload_id") or request.headers.get("X-Upload-Id"), request.content_length)
+        if request.mimetype != "multipart/form-data":
+            error = ApiError(
+                "send the CSV as multipart/form-data with a field named 'file'", code="unsupported_media_type", status=415
+            )
+            datasets.fail_upload(upload, error)
+            raise error
+        request.environ[UPLOAD_ENV] = upload
+        try:
+            files, form = request.files, request.form  # parsing streams the file part to disk
+        except RequestEntityTooLarge:
+            limit = datasets.max_upload_bytes // 2**20
+            error = ApiError(f"the file is larger than the {limit} MB limit (MLOPS_MAX_UPLOAD_MB)", code="too_large", status=413)
+            datasets.fail_upload(upload, error)
+            raise error from None
+        except HTTPException as exc:  # the client went away mid-upload, or a broken multipart body
+            error = ApiError(f"the upload did not arrive whole: {exc.description}", code="upload_aborted", status=400)
+            datasets.fail_upload(upload, error)
+            raise error from None
+        unknown = sorted((set(form) - {"name"}) | (set(files) - {"file"}))
+        if unknown or upload.extra_parts:
+            error = ApiError(
+                f"unknown or repeated field(s): {', '.join(unknown) or 'file'}; send one 'file' and an optional 'name'",
+                code="unknown_fields",
+                details={"fields": unknown},
+            )
+            datasets.fail_upload(upload, error)
+            raise error
+        for storage in files.values():
+            storage.close()
+        item, _created = datasets.finish_upload(upload, form.get("name"))
+        return jsonify(item), 201
+
+    @bp.get("/datasets/<int:dataset_id>")
+    def get_dataset(dataset_id: int):
+        return jsonify(_runtime().datasets.get(dataset_id))
+
+    @bp.patch("/datasets/<int:dataset_id>")
+    def rename_dataset(dataset_id: int):
+        return jsonify(_runtime().datasets.rename(dataset_id, json_body()))
+
+    @bp.delete("/datasets/<int:dataset_id>")
+    def delete_dataset(dataset_id: int):
+        _runtime().datasets.delete(dataset_id)
+        return "", 204
+
+    @bp.get("/pipelines")
+    def list_pipelines():
+        return jsonify({"items": _runtime().pipelines.list()})
+
+    @bp.post("/pipelines")
+    def create_pipeline():
+        return jsonify(_runtime().pipelines.create(json_body())), 201
+
+    @bp.get("/pipelines/<int:pipeline_id>")
+    def get_pipeline(pipeline_id: int):
+        return jsonify(_runtime().pipelines.get(pipeline_id))
+
+    @bp.patch("/pipelines/<int:pipeline_id>")
+    def update_pipeline(pipeline_id: int):
+        return jsonify(_runtime().pipelines.update(pipeline_id, json_body()))
+
+    @bp.delete("/pipelines/<int:pipeline_id>")
+    def delete_pipeline(pipeline_id: int):
+        _runtime().pipelines.delete(pipeline_id)
+        return "", 204
+
+    @bp.get("/activity")
+    def list_activity():
+        limit = int_param("limit", 50, minimum=1, maximum=500)
+        before = int_param("before", 0, minimum=1) if request.args.get("before") else None
+        return jsonify({"items": _runtime().activity.list(limit=limit, before=before)})

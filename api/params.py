@@ -1,0 +1,32 @@
+"""Reading request input strictly: query integers and JSON bodies, with the API's errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request
+
+from api.errors import ApiError
+
+
+def int_param(name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(f"'{name}' must be an integer", code="invalid_parameter", details={"parameter": name}) from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+        raise ApiError(f"'{name}' must be {bound}", code="invalid_parameter", details={"parameter": name})
+    return value
+
+
+def json_body() -> Any:
+    if not request.is_json:
+        raise ApiError("send a JSON body with Content-Type: application/json", code="unsupported_media_type", status=415)
+    body = request.get_json(silent=True)
+    if body is None:
+        raise ApiError("the body is not valid JSON", code="invalid_json")
+    return body

@@ -1,0 +1,301 @@
+"""Datasets: streamed CSV uploads with progress, parsed and profiled off the request path, versioned by name.
+
+An upload is atomic: the file is written to ``<data_dir>/tmp`` while it arrives, parsed and profiled in
+a small worker pool, then moved beside its database row in one step. A rejected, failed or aborted
+upload leaves neither a row nor a file, and says why in an ``upload_error`` event.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from events.hub import Hub
+from services import ingest
+from services.activity import ActivityFeed
+from services.errors import Conflict, DomainError, Invalid, NotFound
+from services.pipelines import check_fields
+from storage.db import Database
+from storage.models import Dataset, DatasetVersion, Pipeline
+
+log = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL_S = 0.1  # at most ~10 upload_progress events per second per upload
+
+
+def dataset_item(dataset: Dataset, with_profile: bool = False) -> dict[str, Any]:
+    """The API and event form of a dataset: the row plus its current version's file facts."""
+    version = dataset.versions[-1]
+    item = {
+        "id": dataset.id,
+        "name": dataset.name,
+        "version": version.version,
+        "filename": version.filename,
+        "size_bytes": version.size_bytes,
+        "rows": version.rows,
+        "columns": version.columns,
+        "created_at": dataset.to_dict()["created_at"],
+        "updated_at": dataset.to_dict()["updated_at"],
+    }
+    if with_profile:
+        item["profile"] = version.profile
+        item["versions"] = [
+            {"version": v.version, "filename": v.filename, "rows": v.rows, "size_bytes": v.size_bytes,
+             "created_at": v.to_dict()["created_at"]}
+            for v in dataset.versions
+        ]
+    return item
+
+
+class Upload:
+    """One upload in flight: its temp file and its throttled ``upload_progress`` events."""
+
+    def __init__(self, hub: Hub, tmp_dir: Path, upload_id: str | None, total_bytes: int | None):
+        self.hub = hub
+        self.tmp_dir = tmp_dir
+        self.id = upload_id or uuid.uuid4().hex
+        self.total_bytes = total_bytes
+        self.filename = ""
+        self.path: Path | None = None
+        self.received = 0
+        self.extra_parts = 0
+        self._last_sent = 0.0
+
+    def open_file(self, filename: str | None):
+        """Stream factory for the multipart parser: the file part goes straight to disk, counted."""
+        if self.path is not None:  # a second file part: kept out of the way, rejected by the endpoint
+            self.extra_parts += 1
+            return tempfile.TemporaryFile(dir=self.tmp_dir)
+        self.filename = Path(filename or "upload.csv").name
+        handle = tempfile.NamedTemporaryFile(dir=self.tmp_dir, prefix="upload-", suffix=".part", delete=False)
+        self.path = Path(handle.name)
+        return _CountingFile(handle, self)
+
+    def progress(self, stage: str, *, rows: int | None = None, done: int | None = None, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_sent < PROGRESS_INTERVAL_S:
+            return
+        self._last_sent = now
+        if stage == "receiving":
+            total = self.total_bytes
+            fraction = min(1.0, self.received / total) if total else None
+        else:
+            size = self.path.stat().st_size if self.path and self.path.exists() else 0
+            fraction = min(1.0, (done or 0) / size) if size else None
+        self.hub.publish(
+            "upload_progress",
+            {
+                "upload_id": self.id,
+                "filename": self.filename or "upload.csv",
+                "stage": stage,
+                "bytes_received": self.received,
+                "bytes_total": self.total_bytes,
+                "rows_parsed": rows,
+                "fraction": fraction,
+            },
+        )
+
+    def discard(self) -> None:
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
+class _CountingFile:
+    """A writable temp file that reports bytes as the multipart parser writes them."""
+
+    def __init__(self, handle, upload: Upload):
+        self._handle = handle
+        self._upload = upload
+
+    def write(self, data: bytes) -> int:
+        written = self._handle.write(data)
+        self._upload.received += len(data)
+        self._upload.progress("receiving")
+        return written
+
+    def __getattr__(self, name: str):
+        return getattr(self._handle, name)
+
+
+class Datasets:
+    def __init__(self, db: Database, hub: Hub, activity: ActivityFeed, data_dir: Path, max_upload_bytes: int):
+        self.db = db
+        self.hub = hub
+        self.activity = activity
+        self.root = data_dir / "datasets"
+        self.tmp_dir = data_dir / "tmp"
+        self.max_upload_bytes = max_upload_bytes
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.tmp_dir.glob("upload-*.part"):  # left by a crash mid-upload
+            stale.unlink(missing_ok=True)
+        # Parsing is CPU and memory heavy: a small pool keeps it off the request threads' shared budget.
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="mlops-ingest")
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- queries -----------------------------------------------------------------------------------
+    def _get(self, session, dataset_id: int) -> Dataset:
+        dataset = session.get(Dataset, dataset_id)
+        if dataset is None:
+            raise NotFound(f"no dataset with id {dataset_id}", code="dataset_not_found")
+        return dataset
+
+    def list(self) -> list[dict[str, Any]]:
+        with self.db.session() as session:
+            return [dataset_item(d) for d in session.scalars(select(Dataset).order_by(Dataset.id))]
+
+    def get(self, dataset_id: int) -> dict[str, Any]:
+        with self.db.session() as session:
+            return dataset_item(self._get(session, dataset_id), with_profile=True)
+
+    # -- upload ------------------------------------------------------------------------------------
+    def start_upload(self, upload_id: str | None, total_bytes: int | None) -> Upload:
+        return Upload(self.hub, self.tmp_dir, upload_id, total_bytes)
+
+    def fail_upload(self, upload: Upload, error: DomainError) -> None:
+        """Remove what the upload wrote and say why, to the uploader and every open page."""
+        upload.discard()
+        try:
+            self.hub.publish(
+                "upload_error",
+                {"upload_id": upload.id, "filename": upload.filename or "upload.csv", "error": error.message, "code": error.code},
+            )
+            self.activity.record(
+                f"Upload of {upload.filename or 'a file'} failed: {error.message}",
+                category="dataset", level="error", source_type="upload_error",
+            )
+        except Exception:  # the client still gets the HTTP error; a broken feed must not hide it
+            log.exception("could not publish the upload error")
+
+    def finish_upload(self, upload: Upload, name: str | None) -> tuple[dict[str, Any], bool]:
+        """Parse, profile and store the received file; returns the dataset and whether it is new."""
+        try:
+            if upload.path is None:
+                raise Invalid("send the CSV in a multipart field named 'file'", code="file_required", status=400)
+            upload.progress("receiving", force=True)
+            name = (name or Path(upload.filename).stem).strip()
+            if not name or len(name) > 100:
+                raise Invalid("the dataset name must have 1 to 100 characters", details={"name": "invalid"})
+            profile = self._pool.submit(self._parse, upload).result()
+            item, created = self._store(upload, name, profile)
+        except ingest.IngestError as exc:
+            error = DomainError(str(exc), code=exc.code, status=exc.status)
+            self.fail_upload(upload, error)
+            raise error from None
+        except DomainError as exc:
+            self.fail_upload(upload, exc)
+            raise
+        except Exception as exc:
+            log.exception("upload %s failed", upload.id)
+            error = DomainError(f"the upload could not be stored: {exc}", code="upload_failed", status=500)
+            self.fail_upload(upload, error)
+            raise error from exc
+        kind = "dataset_created" if created else "dataset_updated"
+        self.hub.publish(kind, item)
+        self.hub.publish(
+            "upload_complete",
+            {"upload_id": upload.id, "dataset_id": item["id"], "filename": item["filename"], "name": item["name"],
+             "rows": item["rows"], "columns": len(item["columns"])},
+        )
+        verb = "uploaded" if created else f"updated to version {item['version']}"
+        self.activity.record(
+            f"Dataset {item['name']} {verb}: {item['rows']:,} rows, {len(item['columns'])} columns.",
+            category="dataset", level="success", subject_type="dataset", subject_id=item["id"], source_type=kind,
+        )
+        return item, created
+
+    def _parse(self, upload: Upload):
+        dialect = ingest.sniff(upload.path)
+        upload.progress("parsing", rows=0, done=0, force=True)
+        profile = ingest.parse_and_profile(
+            upload.path, dialect, progress=lambda rows, done: upload.progress("parsing", rows=rows, done=done)
+        )
+        upload.progress("parsing", rows=profile.rows, done=upload.path.stat().st_size, force=True)
+        return profile
+
+    def _store(self, upload: Upload, name: str, profile) -> tuple[dict[str, Any], bool]:
+        final: Path | None = None
+        try:
+            with self._lock, self.db.session() as session:
+                dataset = session.scalars(select(Dataset).where(Dataset.name == name)).first()
+                created = dataset is None
+                if created:
+                    dataset = Dataset(name=name, current_version=1)
+                    session.add(dataset)
+                    session.flush()
+                    number = 1
+                else:
+                    number = dataset.current_version + 1
+                    dataset.current_version = number
+                directory = self.root / str(dataset.id)
+                directory.mkdir(parents=True, exist_ok=True)
+                final = directory / f"v{number}.csv"
+                version = DatasetVersion(
+                    dataset=dataset, version=number, filename=upload.filename, path=str(final),
+                    size_bytes=upload.path.stat().st_size, rows=profile.rows, columns=profile.columns,
+                    profile=profile.profile,
+                )
+                session.add(version)
+                session.flush()
+                os.replace(upload.path, final)  # same volume: atomic, and no copy of a large file
+                upload.path = final  # a failed commit below removes the file from its final place
+                session.refresh(dataset)
+                item = dataset_item(dataset)
+            return item, created
+        except IntegrityError:
+            if final is not None:
+                final.unlink(missing_ok=True)
+            raise Conflict(f"another upload of {name!r} finished at the same moment; retry", code="version_conflict") from None
+
+    # -- changes -----------------------------------------------------------------------------------
+    def rename(self, dataset_id: int, body: Any) -> dict[str, Any]:
+        changes = check_fields(body, {"name"}, {"name"})
+        name = changes["name"]
+        if not isinstance(name, str) or not name.strip() or len(name) > 100:
+            raise Invalid("the dataset name must have 1 to 100 characters", details={"name": "invalid"})
+        try:
+            with self.db.session() as session:
+                dataset = self._get(session, dataset_id)
+                old = dataset.name
+                dataset.name = name.strip()
+                session.flush()
+                item = dataset_item(dataset)
+        except IntegrityError:
+            raise Conflict(f"a dataset named {name!r} already exists", code="name_taken") from None
+        self.hub.publish("dataset_updated", item)
+        self.activity.record(
+            f"Dataset {old} renamed to {item['name']}.", category="dataset", subject_type="dataset",
+            subject_id=dataset_id, source_type="dataset_updated",
+        )
+        return item
+
+    def delete(self, dataset_id: int) -> None:
+        with self.db.session() as session:
+            dataset = self._get(session, dataset_id)
+            users = list(session.scalars(select(Pipeline.id).where(Pipeline.dataset_id == dataset_id)))
+            if users:
+                raise Conflict(
+                    f"dataset {dataset.name} is used by pipeline(s) {', '.join(map(str, users))}; delete those first",
+                    code="dataset_in_use", details={"pipelines": users},
+                )
+            name = dataset.name
+            session.delete(dataset)
+        shutil.rmtree(self.root / str(dataset_id), ignore_errors=True)
+        self.activity.record(
+            f"Dataset {name} deleted.", category="dataset", level="warning", subject_type="dataset", subject_id=dataset_id,
+            source_type="dataset_deleted",  # no event type of its own: pages drop the row on this activity
+        )
