@@ -8,6 +8,7 @@ upload leaves neither a row nor a file, and says why in an ``upload_error`` even
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import logging
 import os
 import shutil
@@ -22,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from events.hub import Hub
+from events.serialize import to_jsonable
 from services import ingest
 from services.activity import ActivityFeed
 from services.errors import Conflict, DomainError, Invalid, NotFound
@@ -193,7 +195,7 @@ class Datasets:
             profile = self._pool.submit(self._parse, upload).result()
             item, created = self._store(upload, name, profile)
         except ingest.IngestError as exc:
-            error = DomainError(str(exc), code=exc.code, status=exc.status)
+            error = DomainError(str(exc), code=exc.code, status=exc.status, details=exc.details)
             self.fail_upload(upload, error)
             raise error from None
         except DomainError as exc:
@@ -248,6 +250,7 @@ class Datasets:
                     dataset=dataset, version=number, filename=upload.filename, path=str(final),
                     size_bytes=upload.path.stat().st_size, rows=profile.rows, columns=profile.columns,
                     profile=profile.profile,
+                    dialect=to_jsonable(dataclasses.asdict(profile.dialect)),
                 )
                 session.add(version)
                 session.flush()

@@ -102,6 +102,9 @@ class Dialect:
     delimiter: str = ","
     quotechar: str = '"'
     decimal: str = "."
+    # Column names to use instead of the first line, which is then skipped: the CSVs bundled with
+    # scikit-learn start with "n_samples,n_features,class names..." rather than a header.
+    names: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -170,7 +173,36 @@ def sniff(path: PathLike) -> Dialect:
     if not complete:
         text = text[: text.rfind("\n") + 1] or text
     delimiter, records = _guess_delimiter(text, complete)
-    return Dialect(encoding=encoding, delimiter=delimiter, decimal=_guess_decimal(records, delimiter))
+    return Dialect(
+        encoding=encoding,
+        delimiter=delimiter,
+        decimal=_guess_decimal(records, delimiter),
+        names=_sklearn_names(records),
+    )
+
+
+def _sklearn_names(records: list[list[str]]) -> tuple[str, ...] | None:
+    """Names for scikit-learn's bundled layout: first line ``n_samples,n_features,labels...``, then
+    rows of ``n_features`` values and the target. None for any other file."""
+    if len(records) < 2 or len(records[0]) < 2:
+        return None
+    first = [field.strip() for field in records[0]]
+    if not (first[0].isdigit() and first[1].isdigit()) or any(_is_number(f) for f in first[2:]):
+        return None
+    features = int(first[1])
+    if features < 1 or any(len(r) != features + 1 for r in records[1:]):
+        return None
+    if not all(_is_number(f) for r in records[1:] for f in r):
+        return None
+    return (*(f"feature_{i}" for i in range(features)), "target")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _refuse_binary(head: bytes) -> None:
@@ -399,7 +431,7 @@ def parse_and_profile(
             with pd.read_csv(
                 source,
                 **_options(dialect),
-                header=0,
+                **({"header": None, "names": list(dialect.names), "skiprows": 1} if dialect.names else {"header": 0}),
                 chunksize=max(1, min(chunk_rows, CELL_BUDGET // len(names))),
                 low_memory=False,
                 dtype_backend="numpy_nullable",
@@ -443,6 +475,8 @@ def _options(dialect: Dialect) -> dict[str, Any]:
 
 def _header(path: PathLike, dialect: Dialect) -> list[str]:
     """The column names as written (pandas would rename duplicates), checked for blanks and repeats."""
+    if dialect.names:
+        return list(dialect.names)
     with _TextSource(path, dialect.encoding) as source:
         try:
             first = pd.read_csv(source, **_options(dialect), header=None, nrows=1, dtype=str, na_filter=False)

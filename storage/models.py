@@ -176,6 +176,7 @@ class DatasetVersion(Base):
     columns: Mapped[list[dict[str, Any]]] = mapped_column(Json(), default=list)
     profile: Mapped[dict[str, Any]] = mapped_column(Json(), default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(default=utc_now)
+    dialect: Mapped[dict[str, Any] | None] = mapped_column(Json())  # how to read the file (services.ingest.Dialect)
 
     dataset: Mapped[Dataset] = relationship(back_populates="versions")
 

@@ -32,7 +32,8 @@ def assert_error(status_body, status: int, code: str):
 def test_health_reports_each_component(live_server):
     status, body = call(live_server, "GET", "/api/v1/health")
     assert status == 200
-    assert set(body["components"]) == {"event_log", "stats_sampler", "disk"}
+    assert set(body["components"]) == {"event_log", "stats_sampler", "disk", "storage"}
+    assert body["components"]["storage"]["status"] == "healthy"
     assert body["components"]["event_log"]["status"] == "healthy"
     # background=False in tests: no sampler, so the sampler check says so and health is degraded.
     assert body["components"]["stats_sampler"]["status"] == "degraded"

@@ -9,7 +9,7 @@ import pytest
 
 from events.catalogue import InvalidEvent
 from events.log import Event, Gap, open_event_log
-from tests.samples import SAMPLE_PAYLOADS, STATS
+from tests.samples import STATS
 
 
 

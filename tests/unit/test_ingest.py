@@ -69,7 +69,8 @@ def close(a: float | None, b: float, rel: float = 1e-9) -> bool:
 def assert_matches_pandas(path: Path, profile: ingest.Profile) -> None:
     """Rows, missing counts, types and numeric summaries agree with pandas reading the whole file at once."""
     d = profile.dialect
-    whole = pd.read_csv(path, sep=d.delimiter, decimal=d.decimal, encoding=d.encoding, dtype_backend="numpy_nullable")
+    layout = {"header": None, "names": list(d.names), "skiprows": 1} if d.names else {}
+    whole = pd.read_csv(path, sep=d.delimiter, decimal=d.decimal, encoding=d.encoding, dtype_backend="numpy_nullable", **layout)
     assert profile.rows == len(whole)
     assert [c["name"] for c in profile.columns] == list(whole.columns)
     for column in profile.columns:
@@ -100,7 +101,6 @@ def assert_matches_pandas(path: Path, profile: ingest.Profile) -> None:
 @pytest.mark.parametrize(
     "name, rows, dtypes",
     [
-        ("iris.csv", 150, ["float64"] * 4 + ["int64"]),  # first line is sklearn metadata: "150,4,setosa,..."
         ("linnerud_exercise.csv", 20, ["string"]),  # space-separated: not a supported delimiter, one column
         ("linnerud_physiological.csv", 20, ["string"]),
         ("diabetes_target.csv.gz", 441, ["float64"]),  # no header: the first value becomes the name
@@ -116,29 +116,24 @@ def test_sklearn_datasets_parse_like_pandas(tmp_path, name, rows, dtypes):
     assert_matches_pandas(path, profile)
 
 
-@pytest.mark.parametrize(
-    "name, rows, header_fields, fields", [("wine_data.csv", 178, 5, 14), ("breast_cancer.csv", 569, 4, 31)]
-)
-def test_sklearn_metadata_line_is_ragged_until_replaced_by_a_header(tmp_path, name, rows, header_fields, fields):
+@pytest.mark.parametrize("name, rows, features", [("iris.csv", 150, 4), ("wine_data.csv", 178, 13), ("breast_cancer.csv", 569, 30)])
+def test_sklearn_bundled_layout_gets_named_columns(tmp_path, name, rows, features):
+    # The first line is "n_samples,n_features,class names": metadata, not a header. Read as a header,
+    # pandas would quietly turn the surplus leading fields into an index.
     path = real_file(tmp_path, SKLEARN, name)
-    # pandas quietly turns the surplus leading fields into a MultiIndex; an upload must not.
-    assert pd.read_csv(path).index.nlevels == fields - header_fields
-    error = refusal(path)
-    assert (error.code, error.status) == ("ragged_rows", 400)
-    assert str(error) == (
-        f"line 2 has {fields} fields, the header has {header_fields} "
-        "(the first line names fewer columns than the rows hold: is it really the header?)"
-    )
-    assert error.details == {"line": 2, "fields": fields, "expected": header_fields}
-
-    lines = path.read_text().splitlines(keepends=True)
-    header = ",".join([f"f{i}" for i in range(fields - 1)] + ["target"])
-    fixed = write(tmp_path, f"fixed_{name}", header + "\n" + "".join(lines[1:]))
-    profile = ingest.parse_and_profile(fixed)
-    assert profile.rows == rows == len(pd.read_csv(path))
+    profile = ingest.parse_and_profile(path)
+    assert profile.dialect.names == (*(f"feature_{i}" for i in range(features)), "target")
+    assert profile.rows == rows
     assert {c["dtype"] for c in profile.columns[:-1]} <= {"int64", "float64"}
     assert profile.columns[-1]["dtype"] == "int64"
-    assert_matches_pandas(fixed, profile)
+    assert_matches_pandas(path, profile)
+
+
+def test_first_line_with_fewer_fields_than_the_rows_is_ragged(tmp_path):
+    path = write(tmp_path, "short_header.csv", "a,b\n1,2,3\n4,5,6\n")
+    error = refusal(path)
+    assert (error.code, error.status) == ("ragged_rows", 400)
+    assert error.details == {"line": 2, "fields": 3, "expected": 2}
 
 
 def test_a_headerless_file_is_refused_for_its_repeated_names(tmp_path):

@@ -599,3 +599,23 @@ def test_in_memory_sqlite_shares_one_database_across_sessions():
     with database.session() as s:
         assert s.scalars(select(Dataset.name)).all() == ["in memory"]
     database.close()
+
+
+def test_upgrade_from_the_first_revision_keeps_the_data(open_db):
+    from alembic import command
+    from sqlalchemy import text as sql
+
+    database = open_db(upgrade=False)
+    with database.engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "0001")
+        conn.execute(sql("INSERT INTO datasets (id, name, current_version, created_at, updated_at) "
+                         "VALUES (1, 'old', 1, '2026-01-01 00:00:00+00:00', '2026-01-01 00:00:00+00:00')"))
+        conn.execute(sql("INSERT INTO dataset_versions (dataset_id, version, filename, path, size_bytes, rows, columns, profile, created_at) "
+                         "VALUES (1, 1, 'old.csv', '/x', 10, 2, '[]', '{}', '2026-01-01 00:00:00+00:00')"))
+    assert database.revision() == "0001"
+    database.upgrade()
+    assert database.revision() == head_revision() != "0001"
+    with database.session() as s:
+        version = s.scalars(select(DatasetVersion)).one()
+        assert (version.filename, version.rows, version.dialect) == ("old.csv", 2, None)
+    assert database.schema_diff() == []
