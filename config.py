@@ -114,7 +114,7 @@ class Settings:
     history_max_age_s: float = 24 * 3600.0
     url_prefix: str = "/"
     ws_queue: int = 2_000
-    ws_batch_ms: float = 40.0
+    ws_batch_ms: float = 5.0
     ws_heartbeat_s: float = 15.0
     chart_window_s: float = 600.0
     min_free_disk_mb: int = 1024

@@ -1,16 +1,19 @@
 /*
  * Browser side of the live stream.
  *
- * The dash-extensions WebSocket (in the app shell) owns the socket; its `message` prop feeds
- * `dispatch`. Dash's renderer may coalesce rapid prop updates, so a frame can be skipped: every
- * event carries a seq, the dispatcher applies events strictly in seq order, drops duplicates, and asks
- * the server to resend after the last applied seq when it sees a gap. Handlers therefore see every
- * event exactly once, in order.
+ * The dash-extensions WebSocket (in the app shell) opens, closes and reopens the socket; its
+ * `state` prop drives the connection badge and reconnection. Frames are read straight from that
+ * socket (a listener added when it is constructed, see `tap`), not from the component's `message`
+ * prop: Dash's renderer coalesces rapid prop updates, so a prop-driven dispatcher would see only
+ * the latest frame and lose the rest (and pay a renderer round per frame). Every event still
+ * carries a seq: the dispatcher applies events strictly in seq order, drops duplicates, and asks
+ * the server to resend after the last applied seq if it ever sees a gap (a replay after a
+ * reconnect, a frame dropped anywhere). Handlers therefore see every event exactly once, in order.
  *
  * State that only the latest value matters for (KPI text, badges, the health map) is written with
  * dash_clientside.set_props; a coalesced write loses nothing. Live graphs are extended with
  * Plotly.extendTraces from the dispatcher's own sample window (what dcc.Graph's extendData does),
- * each graph remembering the last sample seq it drew, so no renderer coalescing can drop a point.
+ * each graph remembering the last sample seq it drew.
  */
 (function () {
   "use strict";
@@ -299,7 +302,7 @@
           receive(buffered);
           paint();
           const req = gapRequest();
-          if (req) setProps(ids().WS, { send: req });
+          if (req) send(req);
         })
         .catch((err) => {
           console.warn("mlops: snapshot reload failed, retrying", err);
@@ -349,11 +352,11 @@
         connectNow();
       } else if (now - (S.lastPing || 0) > heartbeatMs) {
         S.lastPing = now;
-        setProps(ids().WS, { send: JSON.stringify({ kind: "ping", t: now }) });
+        send(JSON.stringify({ kind: "ping", t: now }));
       }
       if (S.pending.size && now - S.resumeAt > RESUME_RETRY_MS) {
         const req = resumeRequest(true);
-        if (req) setProps(ids().WS, { send: req });
+        if (req) send(req);
       }
     } else if (S.reconnectTimer) {
       const [text, color] = reconnectText();
@@ -361,6 +364,67 @@
     }
     paint(); // catches up graphs that appeared since (navigation, plotly.js finished loading)
   }
+
+  // ---- frames from the socket ------------------------------------------------------------------
+  function send(text) {
+    const socket = mlops.socket;
+    if (socket && socket.readyState === 1) socket.send(text);
+  }
+
+  function onFrame(data) {
+    if (typeof data !== "string" || !S.config) return;
+    let msg;
+    try {
+      msg = JSON.parse(data);
+    } catch (err) {
+      console.warn("mlops: dropped a frame that is not JSON");
+      return;
+    }
+    mlops.counters.frames += 1;
+    S.lastHeard = Date.now();
+    let reply = null;
+    switch (msg.kind) {
+      case "events":
+        receive(msg.events);
+        reply = gapRequest();
+        break;
+      case "hello":
+        if (S.epoch === null && msg.epoch) S.epoch = msg.epoch;
+        break;
+      case "reset":
+        startReset();
+        break;
+      case "ping":
+        reply = JSON.stringify({ kind: "pong", t: msg.t });
+        break;
+      case "error":
+        console.warn("mlops: server said", msg.code, msg.message);
+        break;
+      default:
+        break;
+    }
+    paint();
+    if (reply !== null) send(reply);
+  }
+
+  // The component creates its sockets with the global constructor: sockets to our own endpoint get
+  // one more listener, feeding onFrame. Everything else about them is the component's.
+  const NativeWebSocket = window.WebSocket;
+  class TappedWebSocket extends NativeWebSocket {
+    constructor(url, protocols) {
+      super(url, protocols);
+      if (S.config && String(url).indexOf(dashPrefix() + S.config.ws_path + "?") >= 0) {
+        mlops.socket = this;
+        this.addEventListener("message", (ev) => {
+          if (mlops.socket === this) onFrame(ev.data); // a replaced socket's late frames are ignored
+        });
+        // Nothing reads the component's `message` prop: keeping it unset spares the renderer one
+        // store update and re-render per frame (with 10 tabs open that was most of the page's CPU).
+        Object.defineProperty(this, "onmessage", { configurable: true, get: () => null, set: () => {} });
+      }
+    }
+  }
+  window.WebSocket = TappedWebSocket;
 
   // ---- the clientside callbacks ----------------------------------------------------------------
   window.dash_clientside = window.dash_clientside || {};
@@ -374,43 +438,6 @@
       paint();
       if (first) setInterval(tick, 250);
       return wsUrl();
-    },
-
-    dispatch: function (message) {
-      if (!message || typeof message.data !== "string" || !S.config) return noUpdate();
-      let msg;
-      try {
-        msg = JSON.parse(message.data);
-      } catch (err) {
-        console.warn("mlops: dropped a frame that is not JSON");
-        return noUpdate();
-      }
-      mlops.counters.frames += 1;
-      S.lastHeard = Date.now();
-      S.open = true;
-      let reply = null;
-      switch (msg.kind) {
-        case "events":
-          receive(msg.events);
-          reply = gapRequest();
-          break;
-        case "hello":
-          if (S.epoch === null && msg.epoch) S.epoch = msg.epoch;
-          break;
-        case "reset":
-          startReset();
-          break;
-        case "ping":
-          reply = JSON.stringify({ kind: "pong", t: msg.t });
-          break;
-        case "error":
-          console.warn("mlops: server said", msg.code, msg.message);
-          break;
-        default:
-          break;
-      }
-      paint();
-      return reply === null ? noUpdate() : reply;
     },
 
     onState: function (state) {

@@ -151,7 +151,7 @@ class Server:
             how = "python app.py (Werkzeug threaded dev server)"
         return (
             f"{how}; MLOPS_EVENT_LOG={env['MLOPS_EVENT_LOG']}; MLOPS_BACKGROUND={env['MLOPS_BACKGROUND']}; "
-            f"MLOPS_WS_BATCH_MS={env.get('MLOPS_WS_BATCH_MS', 'default(40)')}; "
+            f"MLOPS_WS_BATCH_MS={env.get('MLOPS_WS_BATCH_MS', 'default(5)')}; "
             f"MLOPS_WS_QUEUE={env.get('MLOPS_WS_QUEUE', 'default(2000)')}"
         )
 

@@ -15,12 +15,7 @@ def register(app: Dash) -> None:
         Input(ids.SNAPSHOT, "data"),
         State(ids.CONFIG, "data"),
     )
-    # Every frame: de-duplicate, detect gaps (answered by a ``resume`` sent back), route to handlers.
-    app.clientside_callback(
-        ClientsideFunction("mlops", "dispatch"),
-        Output(ids.WS, "send"),
-        Input(ids.WS, "message"),
-    )
+    # Frames are read from the socket itself, not from the ``message`` prop (see mlops_live.js).
     # Open / closed: the badge, and reconnection with backoff and jitter.
     app.clientside_callback(
         ClientsideFunction("mlops", "onState"),
