@@ -145,14 +145,22 @@ class Server:
 
     def describe(self) -> str:
         env = self.env
+        try:  # the defaults of the code under test, not numbers copied here
+            sys.path.insert(0, str(ROOT))
+            from config import Settings
+
+            defaults = Settings()
+            batch_default, queue_default = f"default({defaults.ws_batch_ms:g})", f"default({defaults.ws_queue})"
+        except Exception:  # noqa: BLE001 - config.py mid-edit: just say "default"
+            batch_default = queue_default = "default"
         if self.kind == "gunicorn":
             how = f"gunicorn -w 1 -k gthread --threads {self.threads}"
         else:
             how = "python app.py (Werkzeug threaded dev server)"
         return (
             f"{how}; MLOPS_EVENT_LOG={env['MLOPS_EVENT_LOG']}; MLOPS_BACKGROUND={env['MLOPS_BACKGROUND']}; "
-            f"MLOPS_WS_BATCH_MS={env.get('MLOPS_WS_BATCH_MS', 'default(5)')}; "
-            f"MLOPS_WS_QUEUE={env.get('MLOPS_WS_QUEUE', 'default(2000)')}"
+            f"MLOPS_WS_BATCH_MS={env.get('MLOPS_WS_BATCH_MS', batch_default)}; "
+            f"MLOPS_WS_QUEUE={env.get('MLOPS_WS_QUEUE', queue_default)}"
         )
 
     def command(self) -> list[str]:

@@ -336,7 +336,7 @@ def main() -> int:
     ap.add_argument("--burst", type=int, default=500, help="events in the burst, 0 to skip (default 500)")
     ap.add_argument("--burst-within", type=float, default=1.0, help="burst spread over this many s (default 1)")
     ap.add_argument("--burst-threads", type=int, default=8, help="POST threads for the burst (default 8)")
-    ap.add_argument("--batch-ms", type=float, default=None, help="MLOPS_WS_BATCH_MS (default: server default 40)")
+    ap.add_argument("--batch-ms", type=float, default=None, help="MLOPS_WS_BATCH_MS (default: the server's default)")
     ap.add_argument("--settle-cpu", type=float, default=40.0,
                     help="before measuring, wait until browser CPU < this %% of a core for 2 s (default 40)")
     ap.add_argument("--settle-timeout", type=float, default=45.0)

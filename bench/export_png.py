@@ -10,6 +10,7 @@ numbers only; nothing here passes or fails on time.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import datetime as dt
 import math
 import os
@@ -65,7 +66,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=600, help="points per trace (600 = 10 min at 1 s)")
     args = parser.parse_args()
 
-    print(f"machine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}, kaleido {kaleido.__version__}")
+    print(f"machine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}, kaleido {importlib.metadata.version('kaleido')}")
     print(f"figure: system_stats (4 panels, 7 traces) with {args.samples} points per trace, 1000 x 560 px")
     fig = CHARTS["system_stats"].figure(samples(args.samples))
 
