@@ -27,6 +27,18 @@ def need(condition: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+def wait_until(predicate, timeout: float = 5.0, interval: float = 0.01) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` passes; returns its last value."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
+
+
 def redis_available() -> bool:
     import redis
 

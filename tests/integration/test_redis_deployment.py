@@ -14,6 +14,7 @@ from tests.conftest import need
 from tests.integration.test_api import call
 from tests.integration.wsclient import Client
 from tests.processes import AppProcess, free_port
+
 pytestmark = pytest.mark.redis
 
 

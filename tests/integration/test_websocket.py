@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+from tests.conftest import wait_until
 from tests.integration.wsclient import Client
 
 
@@ -108,7 +108,7 @@ def test_silent_client_is_dropped(make_live_server, settings):
     with pytest.raises(ConnectionClosed):
         for _ in range(100):
             client.recv(timeout=5)  # pings only; never answered, so the server closes after ~1.5 s
-    assert server.runtime.hub.clients() == 0 or _wait(lambda: server.runtime.hub.clients() == 0)
+    assert server.runtime.hub.clients() == 0 or wait_until(lambda: server.runtime.hub.clients() == 0)
 
 
 def test_slow_consumer_is_disconnected_then_resumes(make_live_server, settings):
@@ -117,14 +117,14 @@ def test_slow_consumer_is_disconnected_then_resumes(make_live_server, settings):
     from websockets.sync.client import connect
 
     stalled = connect(server.ws_url, max_queue=1).__enter__()
-    assert _wait(lambda: server.runtime.hub.clients() == 1)
+    assert wait_until(lambda: server.runtime.hub.clients() == 1)
     message = "x" * 2000
     published = 0
     while server.runtime.hub.clients() and published < 40_000:
         for i in range(500):
             server.runtime.publish("health_change", dict(health(i), message=message))
         published += 500
-    assert _wait(lambda: server.runtime.hub.clients() == 0), "slow client was never dropped"
+    assert wait_until(lambda: server.runtime.hub.clients() == 0), "slow client was never dropped"
     codes = []
     with pytest.raises(ConnectionClosed) as info:
         while True:
@@ -167,14 +167,6 @@ def test_many_clients_each_get_every_event(live_server):
         assert [e["seq"] for e in client.events(50)] == list(range(1, 51))
         client.close()
 
-
-def _wait(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_envelope_is_valid_json_with_iso_ts(live_server):

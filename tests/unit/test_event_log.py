@@ -12,7 +12,6 @@ from events.log import Event, Gap, open_event_log
 from tests.samples import STATS
 
 
-
 def health(i: int) -> dict:
     return {"component": f"c{i}", "status": "healthy", "message": str(i), "overall": "healthy"}
 

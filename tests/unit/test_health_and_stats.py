@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from events.catalogue import validate
 from events.hub import Hub
 from events.log import open_event_log
 from services.health import HealthChecks, HealthMonitor
 from services.live_state import LiveState
 from services.system_stats import StatsReader, StatsSampler
-from events.catalogue import validate
+from tests.conftest import wait_until
 
 
 def setup(tmp_path: Path, min_free_disk_mb: int = 0):
@@ -21,14 +22,6 @@ def setup(tmp_path: Path, min_free_disk_mb: int = 0):
     checks = HealthChecks(hub, state, tmp_path, stats_interval_s=1.0, min_free_disk_mb=min_free_disk_mb)
     return hub, state, checks
 
-
-def wait(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def test_stats_reader_produces_a_valid_payload(tmp_path):
@@ -46,7 +39,7 @@ def test_sampler_publishes_on_its_interval(tmp_path):
     sampler = StatsSampler(hub, tmp_path, interval_s=0.1)
     sampler.start()
     try:
-        assert wait(lambda: len(state.snapshot()["samples"]) >= 5)
+        assert wait_until(lambda: len(state.snapshot()["samples"]) >= 5)
         assert sampler.alive() and sampler.leading
     finally:
         sampler.stop()
@@ -60,13 +53,13 @@ def test_health_change_only_on_transitions(tmp_path):
     try:
         first = monitor.evaluate_once()
         assert first == 3  # every component is new
-        assert wait(lambda: len(state.health_statuses()) == 3)
+        assert wait_until(lambda: len(state.health_statuses()) == 3)
         assert state.health_statuses()["stats_sampler"] == "degraded"  # no samples yet
         assert monitor.evaluate_once() == 0  # nothing changed, nothing published
         hub.publish("system_stats", StatsReader(tmp_path).read())
-        assert wait(lambda: state.last_stats_ts() is not None)
+        assert wait_until(lambda: state.last_stats_ts() is not None)
         assert monitor.evaluate_once() == 1
-        assert wait(lambda: state.health_statuses()["stats_sampler"] == "healthy")
+        assert wait_until(lambda: state.health_statuses()["stats_sampler"] == "healthy")
         events = hub.log.read_after(0, None)
         changes = [e.data for e in events if e.type == "health_change"]
         assert changes[-1]["component"] == "stats_sampler" and changes[-1]["previous"] == "degraded"

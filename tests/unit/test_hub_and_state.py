@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 from events.hub import Hub, Mailbox
 from events.log import open_event_log
 from services.live_state import LiveState
+from tests.conftest import wait_until
 from tests.samples import STATS
-
-
-def wait(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def health(name, status="healthy"):
@@ -61,7 +51,7 @@ def test_snapshot_holds_bounded_samples_and_health_at_its_seq():
         for i in range(8):
             hub.publish("system_stats", dict(STATS, cpu_percent=float(i)))
         hub.publish("health_change", health("disk", "degraded"))
-        assert wait(lambda: state.snapshot()["seq"] == 9)
+        assert wait_until(lambda: state.snapshot()["seq"] == 9)
         snap = state.snapshot()
         assert [s["cpu_percent"] for s in snap["samples"]] == [3.0, 4.0, 5.0, 6.0, 7.0]
         assert [s["seq"] for s in snap["samples"]] == [4, 5, 6, 7, 8]
