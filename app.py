@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None) -> dash.Dash:
     server = flask.Flask(__name__)
     server.request_class = MlopsRequest  # uploads stream their file part to disk, with progress
     server.config["MAX_CONTENT_LENGTH"] = settings.max_upload_mb * 2**20
-    server.config["SOCK_SERVER_OPTIONS"] = {"ping_interval": None}
+    server.config["SOCK_SERVER_OPTIONS"] = {"ping_interval": None, "max_message_size": ws.MAX_CLIENT_MESSAGE}
     runtime = Runtime(settings)
     server.extensions["mlops"] = runtime
 

@@ -11,6 +11,7 @@ from api.params import int_param, json_body
 from services.runtime import Runtime
 
 UPLOAD_ENV = "mlops.upload"
+MAX_ID = 2**31 - 1  # larger ids cannot exist; the route does not match (404) instead of overflowing SQL
 
 
 class MlopsRequest(flask.Request):
@@ -54,6 +55,13 @@ def register(bp: Blueprint) -> None:
             error = ApiError(f"the upload did not arrive whole: {exc.description}", code="upload_aborted", status=400)
             datasets.fail_upload(upload, error)
             raise error from None
+        except OSError as exc:  # disk full or unwritable data dir while receiving
+            error = ApiError(f"the upload could not be written to disk: {exc.strerror or exc}", code="storage_error", status=507)
+            datasets.fail_upload(upload, error)
+            raise error from None
+        except BaseException:
+            upload.discard()  # whatever went wrong, the half-written file does not stay
+            raise
         unknown = sorted((set(form) - {"name"}) | (set(files) - {"file"}))
         if unknown or upload.extra_parts:
             error = ApiError(
@@ -68,15 +76,15 @@ def register(bp: Blueprint) -> None:
         item, _created = datasets.finish_upload(upload, form.get("name"))
         return jsonify(item), 201
 
-    @bp.get("/datasets/<int:dataset_id>")
+    @bp.get(f"/datasets/<int(max={MAX_ID}):dataset_id>")
     def get_dataset(dataset_id: int):
         return jsonify(_runtime().datasets.get(dataset_id))
 
-    @bp.patch("/datasets/<int:dataset_id>")
+    @bp.patch(f"/datasets/<int(max={MAX_ID}):dataset_id>")
     def rename_dataset(dataset_id: int):
         return jsonify(_runtime().datasets.rename(dataset_id, json_body()))
 
-    @bp.delete("/datasets/<int:dataset_id>")
+    @bp.delete(f"/datasets/<int(max={MAX_ID}):dataset_id>")
     def delete_dataset(dataset_id: int):
         _runtime().datasets.delete(dataset_id)
         return "", 204
@@ -89,15 +97,15 @@ def register(bp: Blueprint) -> None:
     def create_pipeline():
         return jsonify(_runtime().pipelines.create(json_body())), 201
 
-    @bp.get("/pipelines/<int:pipeline_id>")
+    @bp.get(f"/pipelines/<int(max={MAX_ID}):pipeline_id>")
     def get_pipeline(pipeline_id: int):
         return jsonify(_runtime().pipelines.get(pipeline_id))
 
-    @bp.patch("/pipelines/<int:pipeline_id>")
+    @bp.patch(f"/pipelines/<int(max={MAX_ID}):pipeline_id>")
     def update_pipeline(pipeline_id: int):
         return jsonify(_runtime().pipelines.update(pipeline_id, json_body()))
 
-    @bp.delete("/pipelines/<int:pipeline_id>")
+    @bp.delete(f"/pipelines/<int(max={MAX_ID}):pipeline_id>")
     def delete_pipeline(pipeline_id: int):
         _runtime().pipelines.delete(pipeline_id)
         return "", 204
@@ -105,5 +113,5 @@ def register(bp: Blueprint) -> None:
     @bp.get("/activity")
     def list_activity():
         limit = int_param("limit", 50, minimum=1, maximum=500)
-        before = int_param("before", 0, minimum=1) if request.args.get("before") else None
+        before = int_param("before", 0, minimum=1, maximum=MAX_ID) if request.args.get("before") else None
         return jsonify({"items": _runtime().activity.list(limit=limit, before=before)})

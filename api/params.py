@@ -23,9 +23,15 @@ def int_param(name: str, default: int, minimum: int = 0, maximum: int | None = N
     return value
 
 
+MAX_JSON_BYTES = 1 << 20  # JSON bodies are small; only dataset uploads may be large
+
+
 def json_body() -> Any:
+    if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
+        raise ApiError(f"the JSON body is larger than {MAX_JSON_BYTES // 1024} KB", code="too_large", status=413)
     if not request.is_json:
         raise ApiError("send a JSON body with Content-Type: application/json", code="unsupported_media_type", status=415)
+    request.max_content_length = MAX_JSON_BYTES  # also bounds a chunked body without a length
     body = request.get_json(silent=True)
     if body is None:
         raise ApiError("the body is not valid JSON", code="invalid_json")

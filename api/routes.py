@@ -39,7 +39,7 @@ def create_blueprint() -> Blueprint:
     @bp.get("/events")
     def list_events():
         runtime = _runtime()
-        after = int_param("after", 0)
+        after = int_param("after", 0, maximum=2**62)
         limit = int_param("limit", 100, minimum=1, maximum=1000)
         epoch = request.args.get("epoch") or None
         result = runtime.log.read_after(after, epoch, limit=limit)
@@ -51,7 +51,8 @@ def create_blueprint() -> Blueprint:
                 details={"epoch": result.epoch, "seq": result.seq},
             )
         epoch_now, head = runtime.log.head()
-        return jsonify({"epoch": epoch_now, "seq": head, "events": [e.envelope() for e in result]})
+        next_after = result[-1].seq if result else after
+        return jsonify({"epoch": epoch_now, "seq": head, "next_after": next_after, "events": [e.envelope() for e in result]})
 
     @bp.post("/events")
     def publish_event():
@@ -86,7 +87,7 @@ def create_blueprint() -> Blueprint:
                 endpoint, _ = adapter.match(request.path, method=method)
             except HTTPException:
                 continue
-            if endpoint != "api.unknown":
+            if endpoint.startswith("api.") and endpoint != "api.unknown":  # not Dash's catch-all page route
                 allowed.append(method)
         if allowed:
             raise ApiError(

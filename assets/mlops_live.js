@@ -164,8 +164,8 @@
     const handler = mlops.handlers[e.type];
     try {
       keepLatest(e);
-      if (handler && handler !== keepLatest) handler(e);
-      else console.warn("mlops: no handler for event type", e.type);
+      if (!handler) console.warn("mlops: no handler for event type", e.type);
+      else if (handler !== keepLatest) handler(e);
     } catch (err) {
       console.error("mlops: handler for", e.type, "failed", err);
     }

@@ -56,8 +56,9 @@ def last_seq_in_frame(raw: str) -> int:
 class WsClient:
     """One WebSocket client; the receive loop only timestamps and stores frames (decoded afterwards)."""
 
-    def __init__(self, idx: int, ws_url: str):
+    def __init__(self, idx: int, ws_url: str, ping: bool = True):
         self.idx = idx
+        self.ping = ping
         self.ws_url = ws_url
         self.records: list[tuple[float, str]] = []  # (receive time, raw events frame)
         self.other: list[tuple[float, str]] = []  # hello, reset, error, pong ... frames
@@ -90,6 +91,9 @@ class WsClient:
                     if self.epoch is None:
                         self.epoch, self.hello_seq = hello["epoch"], hello["seq"]
                     self.connected.set()
+                    pinger = None
+                    if self.ping:  # like the browser: a ping every heartbeat_s, so the server hears from us
+                        pinger = asyncio.create_task(self._pinger(ws, float(hello.get("heartbeat_s") or 15.0)))
                     try:
                         async for raw in ws:
                             t = time.time()
@@ -102,6 +106,9 @@ class WsClient:
                                 self.other.append((t, raw))
                     except ConnectionClosed:
                         pass
+                    finally:
+                        if pinger is not None:
+                            pinger.cancel()
                     self.closes.append((ws.close_code, ws.close_reason or ""))
             except (ConnectionClosed, InvalidHandshake, OSError, asyncio.TimeoutError, RuntimeError) as exc:
                 self.closes.append((None, f"{type(exc).__name__}: {exc}"))
@@ -111,6 +118,15 @@ class WsClient:
             attempts += 1
             self.reconnects += 1
             await asyncio.sleep(0.2)
+
+    @staticmethod
+    async def _pinger(ws, every_s: float) -> None:
+        try:
+            while True:
+                await asyncio.sleep(every_s)
+                await ws.send(json.dumps({"kind": "ping", "t": time.time()}))
+        except (ConnectionClosed, asyncio.CancelledError):
+            pass
 
     async def close(self) -> None:
         self.stopping = True
@@ -249,6 +265,7 @@ async def bench_clients(n: int, args) -> dict:
         threads=args.threads or max(150, n + 50),
         batch_ms=args.batch_ms,
         ws_queue=args.ws_queue,
+        heartbeat_s=args.heartbeat_s,
     )
     clients: list[WsClient] = []
     tasks: list[asyncio.Task] = []
@@ -256,7 +273,7 @@ async def bench_clients(n: int, args) -> dict:
         await asyncio.to_thread(server.start)
         print(f"\n== {n} client(s) | {server.describe()} | pid {server.proc.pid} ==")
         rss_idle = server.rss_mb()
-        clients = [WsClient(i, server.ws_url) for i in range(n)]
+        clients = [WsClient(i, server.ws_url, ping=not args.no_client_ping) for i in range(n)]
         t0 = time.monotonic()
         tasks = [asyncio.create_task(c.run()) for c in clients]
         try:
@@ -339,6 +356,7 @@ async def main_async(args) -> int:
     print(
         f"ws_latency: server={args.server} event_log={args.event_log} clients={counts} rate={args.rate:g}/s "
         f"duration={args.duration:g}s burst={args.burst} burst_threads={args.burst_threads} "
+        f"client_ping={'off' if args.no_client_ping else 'every heartbeat_s'} "
         f"(clients and publisher share this one Python process)"
     )
     quiet, history = wait_quiet(args.wait_quiet)
@@ -380,6 +398,9 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=0, help="gunicorn --threads (default max(150, clients+50))")
     ap.add_argument("--batch-ms", type=float, default=None, help="MLOPS_WS_BATCH_MS (default: the server's default)")
     ap.add_argument("--ws-queue", type=int, default=None, help="MLOPS_WS_QUEUE (default: the server's default)")
+    ap.add_argument("--heartbeat-s", type=float, default=None, help="MLOPS_WS_HEARTBEAT_S (default: the server's)")
+    ap.add_argument("--no-client-ping", action="store_true",
+                    help="clients only answer the server's pings (default: they also ping every heartbeat_s, like the browser)")
     ap.add_argument("--connect-timeout", type=float, default=30.0)
     ap.add_argument("--drain-timeout", type=float, default=20.0, help="max wait for deliveries after the last POST")
     ap.add_argument("--wait-quiet", type=float, default=60.0, help="wait up to this many s for an idle machine first")

@@ -11,7 +11,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from events.serialize import NotSerializable, to_jsonable
+from events.serialize import NotSerializable, dumps, to_jsonable
+
+MAX_PAYLOAD_BYTES = 64 * 1024  # an event is news, not a document: every open page receives it
 
 
 class EventType(str, enum.Enum):
@@ -261,4 +263,8 @@ def validate(name: str | EventType, data: Any) -> tuple[EventType, dict[str, Any
         ]
         summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         raise InvalidEvent(kind.value, f"invalid payload ({summary})", errors) from None
-    return kind, model.model_dump(mode="json")
+    payload = model.model_dump(mode="json")
+    size = len(dumps(payload).encode())
+    if size > MAX_PAYLOAD_BYTES:
+        raise InvalidEvent(kind.value, f"payload is {size:,} bytes; an event carries at most {MAX_PAYLOAD_BYTES:,}")
+    return kind, payload

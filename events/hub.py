@@ -49,6 +49,15 @@ class Mailbox:
             self._items.append((kind, value))
             self._cond.notify_all()
 
+    def put_client(self, text: str, limit: int = 256) -> bool:
+        """Queue a message from the client; False when it sends faster than the session handles them."""
+        with self._cond:
+            if sum(1 for kind, _ in self._items if kind == "client") >= limit:
+                return False
+            self._items.append(("client", text))
+            self._cond.notify_all()
+            return True
+
     def get(self, timeout: float) -> tuple[str, Any] | None:
         """The next item, ``("overflow", None)`` once overflowed, or ``None`` after ``timeout``."""
         with self._cond:
@@ -126,6 +135,15 @@ class Hub:
     def publish(self, kind: str | EventType, data: Any = None) -> Event:
         """Validate and append to the log; every process's subscribers receive it through their pump."""
         return self.log.publish(kind, data)
+
+    def announce(self, kind: str | EventType, data: Any = None) -> Event | None:
+        """Publish news of a change that is already stored: an unreachable log is logged, not raised,
+        so the caller still answers with success (pages reload their snapshot once the log is back)."""
+        try:
+            return self.log.publish(kind, data)
+        except EventLogUnavailable as exc:
+            log.warning("%s not published (the change itself is stored): %s", kind, exc)
+            return None
 
     def subscribe(self, max_events: int) -> tuple[Mailbox, str, int]:
         """A new mailbox and the ``(epoch, seq)`` after which it receives every event."""

@@ -84,14 +84,10 @@ class EventLog(abc.ABC):
     def wait_after(self, seq: int, epoch: str | None, timeout: float) -> list[Event] | Gap:
         """Like ``read_after`` but block up to ``timeout`` seconds for at least one event."""
 
+    @abc.abstractmethod
     def recent(self, limit: int) -> tuple[str, int, list[Event]]:
-        """The newest ``limit`` events still kept, with the epoch and head seq they were read at."""
-        epoch, last = self.head()
-        events = self.read_after(max(0, last - limit), epoch, limit=limit)
-        if isinstance(events, Gap):  # trimmed meanwhile; take whatever the oldest kept event is
-            events = self.read_after(0, None, limit=limit)
-            events = [] if isinstance(events, Gap) else events
-        return epoch, last, [e for e in events if e.seq <= last]
+        """The newest ``limit`` events still kept (count and age), oldest first, with the epoch and
+        head seq they were read at."""
 
     def acquire_lease(self, name: str, owner: str, ttl_s: float) -> bool:
         """Hold (or renew) the lease ``name`` for ``ttl_s``; True if ``owner`` holds it.

@@ -54,6 +54,12 @@ class MemoryEventLog(EventLog):
         with self._cond:
             return self._read(seq, epoch, limit)
 
+    def recent(self, limit: int) -> tuple[str, int, list[Event]]:
+        with self._cond:
+            self._prune()
+            kept = len(self._events)
+            return self.epoch, self._seq, [self._events[i][1] for i in range(max(0, kept - limit), kept)]
+
     def wait_after(self, seq: int, epoch: str | None, timeout: float) -> list[Event] | Gap:
         with self._cond:
             self._cond.wait_for(lambda: self._seq != seq, timeout=timeout)

@@ -110,6 +110,12 @@ class RedisEventLog(EventLog):
             return Gap(cur_epoch, last, "history no longer reaches back that far")
         return self._checked(entries, seq, epoch, cur_epoch, last)
 
+    def recent(self, limit: int) -> tuple[str, int, list[Event]]:
+        epoch, last = self.head()
+        entries = self._call(self._redis.xrevrange, self.stream, max=f"{last}-0", min="-", count=limit)
+        events = [Event.from_raw(fields["e"]) for _id, fields in reversed(entries)]
+        return epoch, last, [e for e in events if e.epoch == epoch and _age_s(e.ts) <= self.max_age_s]
+
     def wait_after(self, seq: int, epoch: str | None, timeout: float) -> list[Event] | Gap:
         cur_epoch, last = self.head()
         if (epoch is not None and epoch != cur_epoch) or seq > last:

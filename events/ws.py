@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 MAX_FRAME_EVENTS = 500
 CLOSE_SLOW_CONSUMER = 1013  # "try again later": the client reconnects and resumes from its seq
 CLOSE_PROTOCOL = 1008
+MAX_CLIENT_MESSAGE = 64 * 1024  # the client sends small control messages only
+RESUME_MIN_INTERVAL_S = 0.2
 
 
 def frame(events: list[Event]) -> str:
@@ -59,6 +61,7 @@ class Session:
         self.last_sent = 0
         self.last_frame_at = 0.0
         self.last_heard = time.monotonic()
+        self.last_resume = 0.0
 
     def send(self, message: dict[str, Any] | str) -> None:
         self.ws.send(message if isinstance(message, str) else dumps(message))
@@ -108,7 +111,9 @@ class Session:
                 text = self.ws.receive()
                 if text is None:
                     break
-                self.box.put("client", text)
+                if not self.box.put_client(text):
+                    self.ws.close(reason=CLOSE_PROTOCOL, message="too many messages")
+                    break
         except ConnectionClosed:
             pass
         except Exception:
@@ -119,10 +124,11 @@ class Session:
         while True:
             item = self.box.get(timeout=self.heartbeat_s)
             now = time.monotonic()
+            # Checked on every turn, not only when idle: the stats stream never lets the stream idle.
+            if now - self.last_heard > 3 * self.heartbeat_s and (item is None or item[0] != "client"):
+                self.ws.close(reason=1001, message="heartbeat timeout")
+                return
             if item is None:
-                if now - self.last_heard > 3 * self.heartbeat_s:
-                    self.ws.close(reason=1001, message="heartbeat timeout")
-                    return
                 self.send({"kind": "ping", "t": time.time()})
                 continue
             kind, value = item
@@ -159,6 +165,10 @@ class Session:
             self.send({"kind": "error", "code": "bad_message", "message": "expected JSON with a 'kind'"})
             return
         if kind == "resume":
+            now = time.monotonic()
+            if now - self.last_resume < RESUME_MIN_INTERVAL_S:
+                return  # a replay is already on its way; a client asking in a loop gets one per interval
+            self.last_resume = now
             after = message.get("after")
             if not isinstance(after, int) or after < 0:
                 self.send({"kind": "error", "code": "bad_message", "message": "resume needs an integer 'after' >= 0"})

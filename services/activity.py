@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-
 from events.hub import Hub
 from storage.db import Database
 from storage.models import Activity
@@ -38,7 +36,7 @@ class ActivityFeed:
             session.add(row)
             session.flush()
             item = row.to_dict()
-        self.hub.publish(
+        self.hub.announce(
             "activity_update",
             {
                 "id": item["id"],
@@ -55,7 +53,4 @@ class ActivityFeed:
     def list(self, limit: int = 50, before: int | None = None) -> list[dict[str, Any]]:
         """Newest first; ``before`` is the id of the last item of the previous page."""
         with self.db.session() as session:
-            query = select(Activity).order_by(Activity.id.desc()).limit(limit)
-            if before is not None:
-                query = query.where(Activity.id < before)
-            return [row.to_dict() for row in session.scalars(query)]
+            return [row.to_dict() for row in session.scalars(Activity.newest_first(limit, before))]

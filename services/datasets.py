@@ -89,6 +89,12 @@ class Upload:
         if not force and now - self._last_sent < PROGRESS_INTERVAL_S:
             return
         self._last_sent = now
+        try:
+            self._publish_progress(stage, rows, done)
+        except Exception:  # progress is a courtesy: an unreachable event log must not fail the upload
+            log.warning("upload %s: progress not published", self.id, exc_info=True)
+
+    def _publish_progress(self, stage: str, rows: int | None, done: int | None) -> None:
         if stage == "receiving":
             total = self.total_bytes
             fraction = min(1.0, self.received / total) if total else None
@@ -207,8 +213,8 @@ class Datasets:
             self.fail_upload(upload, error)
             raise error from exc
         kind = "dataset_created" if created else "dataset_updated"
-        self.hub.publish(kind, item)
-        self.hub.publish(
+        self.hub.announce(kind, item)
+        self.hub.announce(
             "upload_complete",
             {"upload_id": upload.id, "dataset_id": item["id"], "filename": item["filename"], "name": item["name"],
              "rows": item["rows"], "columns": len(item["columns"])},
@@ -230,10 +236,12 @@ class Datasets:
         return profile
 
     def _store(self, upload: Upload, name: str, profile) -> tuple[dict[str, Any], bool]:
-        final: Path | None = None
         try:
             with self._lock, self.db.session() as session:
-                dataset = session.scalars(select(Dataset).where(Dataset.name == name)).first()
+                # FOR UPDATE: concurrent uploads of one name from other workers take turns (PostgreSQL;
+                # SQLite serialises writers anyway). The unique (dataset, version) key is the backstop.
+                query = select(Dataset).where(Dataset.name == name).with_for_update()
+                dataset = session.scalars(query).first()
                 created = dataset is None
                 if created:
                     dataset = Dataset(name=name, current_version=1)
@@ -255,13 +263,11 @@ class Datasets:
                 session.add(version)
                 session.flush()
                 os.replace(upload.path, final)  # same volume: atomic, and no copy of a large file
-                upload.path = final  # a failed commit below removes the file from its final place
+                upload.path = final  # if the commit fails, fail_upload removes this file (ours), nothing else
                 session.refresh(dataset)
                 item = dataset_item(dataset)
             return item, created
         except IntegrityError:
-            if final is not None:
-                final.unlink(missing_ok=True)
             raise Conflict(f"another upload of {name!r} finished at the same moment; retry", code="version_conflict") from None
 
     # -- changes -----------------------------------------------------------------------------------
@@ -279,7 +285,7 @@ class Datasets:
                 item = dataset_item(dataset)
         except IntegrityError:
             raise Conflict(f"a dataset named {name!r} already exists", code="name_taken") from None
-        self.hub.publish("dataset_updated", item)
+        self.hub.announce("dataset_updated", item)
         self.activity.record(
             f"Dataset {old} renamed to {item['name']}.", category="dataset", subject_type="dataset",
             subject_id=dataset_id, source_type="dataset_updated",
@@ -287,7 +293,9 @@ class Datasets:
         return item
 
     def delete(self, dataset_id: int) -> None:
-        with self.db.session() as session:
+        # Under the store lock: SQLite may give the freed id to the next new dataset, whose files
+        # must not be swept away with these.
+        with self._lock, self.db.session() as session:
             dataset = self._get(session, dataset_id)
             users = list(session.scalars(select(Pipeline.id).where(Pipeline.dataset_id == dataset_id)))
             if users:
@@ -297,7 +305,8 @@ class Datasets:
                 )
             name = dataset.name
             session.delete(dataset)
-        shutil.rmtree(self.root / str(dataset_id), ignore_errors=True)
+            session.flush()
+            shutil.rmtree(self.root / str(dataset_id), ignore_errors=True)
         self.activity.record(
             f"Dataset {name} deleted.", category="dataset", level="warning", subject_type="dataset", subject_id=dataset_id,
             source_type="dataset_deleted",  # no event type of its own: pages drop the row on this activity

@@ -49,9 +49,10 @@ class ExportError(ValueError):
 def parse_duration(raw: str) -> float:
     """``90s``, ``15m``, ``2h``, ``1d`` -> seconds."""
     match = _DURATION.match(raw.strip())
-    if not match or float(match.group(1)) <= 0:
-        raise ExportError(f"'last' must look like 30s, 15m, 2h or 1d, got {raw!r}", details={"parameter": "last"})
-    return float(match.group(1)) * _UNIT_S[match.group(2)]
+    seconds = float(match.group(1)) * _UNIT_S[match.group(2)] if match else 0.0
+    if not 0 < seconds <= 366 * 86400:
+        raise ExportError(f"'last' must look like 30s, 15m, 2h or 1d (at most 366d), got {raw!r}", details={"parameter": "last"})
+    return seconds
 
 
 def chart_named(name: str) -> Chart:

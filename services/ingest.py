@@ -1,7 +1,7 @@
 """CSV upload core: sniff, parse and profile a file in bounded memory, and say plainly what is wrong.
 
-Nothing here knows about Flask or the database. ``copy_stream`` lands an upload on disk under a size
-limit, ``sniff`` guesses encoding and delimiter from the first 64 KB, and ``parse_and_profile`` reads
+Nothing here knows about Flask or the database (the upload endpoint streams the file to disk itself).
+``sniff`` guesses encoding and delimiter from the first 64 KB, and ``parse_and_profile`` reads
 the file chunk by chunk (never whole) into row and column counts, types and per-column statistics
 that are JSON-ready. Every refusal is an ``IngestError`` with a code, an HTTP status and a message
 that names the line.
@@ -17,8 +17,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -125,35 +124,6 @@ class Profile:
 
 
 # -- upload ----------------------------------------------------------------------------------------
-
-
-def copy_stream(
-    src: BinaryIO,
-    dest_path: PathLike,
-    max_bytes: int,
-    progress: Callable[[int], None] | None = None,
-    chunk_size: int = 1 << 20,
-) -> int:
-    """Write ``src`` to ``dest_path`` chunk by chunk; past ``max_bytes``, or on any failure, leave no file."""
-    dest = Path(dest_path)
-    written = 0
-    try:
-        with open(dest, "wb") as out:
-            while block := src.read(chunk_size):
-                if written + len(block) > max_bytes:
-                    raise IngestError(
-                        "too_large",
-                        f"the file is larger than the {_size(max_bytes)} limit",
-                        details={"limit_bytes": max_bytes},
-                    )
-                out.write(block)
-                written += len(block)
-                if progress is not None:
-                    progress(written)
-    except BaseException:
-        dest.unlink(missing_ok=True)
-        raise
-    return written
 
 
 # -- sniffing --------------------------------------------------------------------------------------

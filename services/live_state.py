@@ -26,6 +26,7 @@ SAMPLE_FIELDS = (
     "net_recv_bps",
 )
 
+MAX_COMPONENTS = 200  # health rows kept; beyond that the longest-unchanged one goes
 STATUS_RANK = {"healthy": 0, "degraded": 1, "down": 2}
 
 
@@ -64,11 +65,14 @@ class LiveState(Listener):
                 self.latest_stats, self.latest_stats_seq = data | {"ts": event.ts}, event.seq
             elif event.type == EventType.HEALTH_CHANGE.value:
                 data = event.data
+                self.health.pop(data["component"], None)  # re-inserted last: dicts keep update order
                 self.health[data["component"]] = {
                     "status": data["status"],
                     "message": data["message"],
                     "since": event.ts,
                 }
+                while len(self.health) > MAX_COMPONENTS:
+                    del self.health[next(iter(self.health))]
             self.seq = event.seq
 
     def health_statuses(self) -> dict[str, str]:

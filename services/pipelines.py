@@ -148,7 +148,7 @@ class Pipelines:
             session.add(pipeline)
             self._commit_unique(session, values["name"])
             item = pipeline.to_dict()
-        self.hub.publish("pipeline_created", item)
+        self.hub.announce("pipeline_created", item)
         self.activity.record(
             f"Pipeline {item['name']} created: {item['model']} predicting {item['target']}.",
             category="pipeline", level="success", subject_type="pipeline", subject_id=item["id"],
@@ -166,7 +166,7 @@ class Pipelines:
                 setattr(pipeline, field, value.strip() if field == "name" else value)
             self._commit_unique(session, values["name"])
             item = pipeline.to_dict()
-        self.hub.publish("pipeline_updated", item)
+        self.hub.announce("pipeline_updated", item)
         changed = ", ".join(sorted(changes)) or "nothing"
         self.activity.record(
             f"Pipeline {item['name']} updated ({changed}).", category="pipeline", subject_type="pipeline",
@@ -179,7 +179,7 @@ class Pipelines:
             pipeline = self._get(session, pipeline_id)
             name = pipeline.name
             session.delete(pipeline)
-        self.hub.publish("pipeline_deleted", {"id": pipeline_id, "name": name})
+        self.hub.announce("pipeline_deleted", {"id": pipeline_id, "name": name})
         self.activity.record(
             f"Pipeline {name} deleted.", category="pipeline", level="warning", subject_type="pipeline",
             subject_id=pipeline_id, source_type="pipeline_deleted",

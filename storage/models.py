@@ -272,7 +272,7 @@ class Alert(Base):
 
 
 class ComponentHealth(Base):
-    """The last known health of each component, so a restarted process reports transitions only."""
+    """The last known health of each component (kept for alert history; live health is in the event stream)."""
 
     __tablename__ = "component_health"
 

@@ -243,3 +243,25 @@ def test_activity_paging_and_persistence(make_live_server, settings):
     server.stop()
     again = make_live_server(settings)  # same data dir: the feed survives a restart
     assert call(again, "GET", "/api/v1/activity?limit=1")[1]["items"][0]["message"] == "note 4"
+
+
+def test_ids_and_ranges_out_of_bounds_are_client_errors(live_server):
+    assert_error(call(live_server, "GET", f"/api/v1/datasets/{2**70}"), 404, "not_found")
+    assert_error(call(live_server, "GET", f"/api/v1/pipelines/{2**70}"), 404, "not_found")
+    assert_error(call(live_server, "GET", f"/api/v1/activity?before={2**70}"), 400, "invalid_parameter")
+    assert_error(call(live_server, "GET", "/api/v1/charts/cpu.csv?last=99999999d"), 400, "invalid_parameter")
+    assert_error(call(live_server, "POST", "/api/v1/pipelines", {"name": "x" * (2 << 20)}), 413, "too_large")
+
+
+def test_upload_survives_an_unreachable_event_log(make_live_server, settings, tmp_path):
+    """The dataset is stored and the answer is 201 even when no event can be published."""
+    import socket as sock
+
+    with sock.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = make_live_server(dataclasses.replace(settings, event_log=f"redis://127.0.0.1:{port}/0"))
+    status, item = upload(server, "iris.csv", sklearn_csv("iris.csv").read_bytes())
+    assert status == 201 and item["rows"] == 150
+    assert call(server, "GET", "/api/v1/datasets")[1]["items"][0]["id"] == item["id"]
+    assert [p.name for p in stored_files(server)] == ["v1.csv"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import io
 import json
 import struct
@@ -110,7 +111,7 @@ def test_openapi_documents_every_route(live_server):
             continue
         path = rule.rule.removeprefix("/api/v1")
         path = path.replace("<chart_name>", "{chart}").replace("<fmt>", "{format}")
-        path = path.replace("<int:dataset_id>", "{dataset_id}").replace("<int:pipeline_id>", "{pipeline_id}")
+        path = re.sub(r"<int\([^)]*\):(\w+)>", r"{\1}", path)
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             registered.add((path, method))
     assert documented == registered

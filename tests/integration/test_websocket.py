@@ -176,3 +176,30 @@ def test_envelope_is_valid_json_with_iso_ts(live_server):
     frame = json.loads(raw)
     assert frame["kind"] == "events" and frame["events"][0]["ts"].endswith("Z")
     client.close()
+
+
+def test_silent_client_is_dropped_while_events_flow(make_live_server, settings):
+    import threading
+
+    server = make_live_server(dataclasses.replace(settings, ws_heartbeat_s=0.5))
+    client = Client(server.ws_url)
+    stop = threading.Event()
+
+    def publisher():
+        i = 0
+        while not stop.wait(0.1):
+            server.runtime.publish("health_change", health(i))
+            i += 1
+
+    thread = threading.Thread(target=publisher, daemon=True)
+    thread.start()
+    try:
+        started = time.monotonic()
+        with pytest.raises(ConnectionClosed) as info:
+            while time.monotonic() - started < 10:
+                client.recv(timeout=5)  # events keep coming; the client never answers
+        assert info.value.rcvd.reason == "heartbeat timeout"
+        assert time.monotonic() - started < 5
+    finally:
+        stop.set()
+        thread.join()

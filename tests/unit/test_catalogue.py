@@ -54,3 +54,9 @@ def test_numpy_and_datetimes_in_payloads_serialise():
 def test_unserialisable_payload_is_an_invalid_event():
     with pytest.raises(InvalidEvent, match="metrics.loss: object"):
         validate("training_progress", dict(SAMPLE_PAYLOADS[EventType.TRAINING_PROGRESS], metrics={"loss": object()}))
+
+
+def test_oversized_payload_is_refused():
+    data = dict(SAMPLE_PAYLOADS[EventType.HEALTH_CHANGE], message="x" * 70_000)
+    with pytest.raises(InvalidEvent, match="at most 65,536"):
+        validate("health_change", data)

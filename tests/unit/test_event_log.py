@@ -89,6 +89,7 @@ def test_history_is_bounded_by_age(make_log):
     epoch, _ = log.head()
     assert isinstance(log.read_after(0, epoch), Gap)  # seq 1 is too old to replay
     assert [e.seq for e in log.read_after(1, epoch)] == [2]
+    assert [e.seq for e in log.recent(10)[2]] == [2]  # what is still kept, even though seq 1 is gone
 
 
 def test_invalid_events_never_reach_the_log(make_log):

@@ -6,7 +6,6 @@ import codecs
 import dataclasses
 import gzip
 import importlib.util
-import io
 import json
 import math
 import os
@@ -491,55 +490,6 @@ def test_an_explicit_dialect_is_used_as_given(tmp_path):
     path = write(tmp_path, "x.csv", "a|b\n1|2\n")
     profile = ingest.parse_and_profile(path, Dialect(delimiter=";"))
     assert [c["name"] for c in profile.columns] == ["a|b"] and profile.dialect.delimiter == ";"
-
-
-# -- copy_stream -------------------------------------------------------------------------------------
-
-
-def test_copy_stream_copies_in_chunks_and_reports_progress(tmp_path):
-    data = os.urandom(300_000)
-    seen: list[int] = []
-    dest = tmp_path / "up.csv"
-    written = ingest.copy_stream(io.BytesIO(data), dest, max_bytes=300_000, progress=seen.append, chunk_size=65_536)
-    assert written == 300_000
-    assert dest.read_bytes() == data
-    assert seen == [65_536, 131_072, 196_608, 262_144, 300_000]
-
-
-def test_copy_stream_over_the_limit_is_too_large_and_leaves_no_file(tmp_path):
-    class Endless(io.RawIOBase):
-        reads = 0
-
-        def readable(self) -> bool:
-            return True
-
-        def readinto(self, buffer) -> int:
-            self.reads += 1
-            buffer[:] = b"x" * len(buffer)
-            return len(buffer)
-
-    source = Endless()
-    dest = tmp_path / "up.csv"
-    with pytest.raises(IngestError) as caught:
-        ingest.copy_stream(source, dest, max_bytes=5 * 2**20, chunk_size=2**20)
-    assert (caught.value.code, caught.value.status) == ("too_large", 413)
-    assert str(caught.value) == "the file is larger than the 5 MB limit"
-    assert not dest.exists()
-    assert source.reads == 6  # stopped at the first chunk past the limit, not at the end of the stream
-
-
-def test_copy_stream_failure_midway_leaves_no_file(tmp_path):
-    class Broken(io.RawIOBase):
-        def readable(self) -> bool:
-            return True
-
-        def readinto(self, buffer) -> int:
-            raise ConnectionResetError("client went away")
-
-    dest = tmp_path / "up.csv"
-    with pytest.raises(ConnectionResetError):
-        ingest.copy_stream(io.BufferedReader(Broken()), dest, max_bytes=10)
-    assert not dest.exists()
 
 
 # -- memory ------------------------------------------------------------------------------------------
