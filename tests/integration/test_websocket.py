@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 import json
 
 import pytest
