@@ -43,7 +43,7 @@
     latestStats: null,
     health: {},
     generation: 0, // bumped on reset: every graph redraws from scratch
-    dirty: { kpi: false, health: false },
+    dirty: { kpi: false, health: false, badge: false },
   });
   mlops.trace = []; // seqs handled, oldest first (bounded); tests and debugging read it
   mlops.latency = []; // ms from the event's server timestamp to its handler (bounded)
@@ -116,6 +116,7 @@
     if (redraw) S.generation += 1;
     S.dirty.kpi = true;
     S.dirty.health = redraw;
+    S.dirty.badge = true;
   }
 
   // ---- handlers (one per event type) ------------------------------------------------------------
@@ -131,6 +132,7 @@
   function onHealthChange(e) {
     S.health[e.data.component] = { status: e.data.status, message: e.data.message, since: e.ts };
     S.dirty.health = true;
+    S.dirty.badge = true;
   }
   mlops.latest = {}; // the newest payload of each type, for panels that land with later features
   const keepLatest = (e) => {
@@ -228,6 +230,18 @@
     if (S.dirty.kpi && document.getElementById(ids().KPI_CPU)) {
       S.dirty.kpi = false;
       drawKpis();
+    }
+    if (S.dirty.badge) {
+      // The navbar is on every page, the health panel only on the overview.
+      S.dirty.badge = false;
+      const rank = { healthy: 0, degraded: 1, down: 2 };
+      const colors = { healthy: "success", degraded: "warning", down: "danger" };
+      let overall = null;
+      for (const c of Object.values(S.health)) if (overall === null || rank[c.status] > rank[overall]) overall = c.status;
+      setProps(ids().HEALTH_BADGE, {
+        children: overall === null ? "Health: unknown" : "Health: " + overall,
+        color: colors[overall] || "secondary",
+      });
     }
     // A dcc.Store has no DOM node: the health list beside it tells whether the panel is on the page.
     if (S.dirty.health && document.getElementById(ids().HEALTH_LIST)) {
@@ -470,45 +484,42 @@
 
     renderHealth: function (data) {
       const components = (data && data.components) || {};
-      const names = Object.keys(components).sort();
       const colors = { healthy: "success", degraded: "warning", down: "danger" };
-      const rank = { healthy: 0, degraded: 1, down: 2 };
-      let overall = null;
-      const rows = names.map((name) => {
-        const c = components[name];
-        if (overall === null || rank[c.status] > rank[overall]) overall = c.status;
-        return {
-          namespace: "dash_html_components",
-          type: "Div",
-          props: {
-            className: "list-group-item d-flex justify-content-between align-items-start health-row",
-            "data-component": name,
-            "data-status": c.status,
-            children: [
-              {
-                namespace: "dash_html_components",
-                type: "Div",
-                props: {
-                  children: [
-                    { namespace: "dash_html_components", type: "Div", props: { className: "fw-semibold", children: name } },
-                    { namespace: "dash_html_components", type: "Small", props: { className: "text-muted", children: c.message || "" } },
-                  ],
+      const rows = Object.keys(components)
+        .sort()
+        .map((name) => {
+          const c = components[name];
+          return {
+            namespace: "dash_html_components",
+            type: "Div",
+            props: {
+              className: "list-group-item d-flex justify-content-between align-items-start health-row",
+              "data-component": name,
+              "data-status": c.status,
+              children: [
+                {
+                  namespace: "dash_html_components",
+                  type: "Div",
+                  props: {
+                    children: [
+                      { namespace: "dash_html_components", type: "Div", props: { className: "fw-semibold", children: name } },
+                      { namespace: "dash_html_components", type: "Small", props: { className: "text-muted", children: c.message || "" } },
+                    ],
+                  },
                 },
-              },
-              {
-                namespace: "dash_html_components",
-                type: "Span",
-                props: { className: "badge text-bg-" + (colors[c.status] || "secondary"), children: c.status },
-              },
-            ],
-          },
-        };
-      });
+                {
+                  namespace: "dash_html_components",
+                  type: "Span",
+                  props: { className: "badge text-bg-" + (colors[c.status] || "secondary"), children: c.status },
+                },
+              ],
+            },
+          };
+        });
       if (!rows.length) {
         rows.push({ namespace: "dash_html_components", type: "Div", props: { className: "list-group-item text-muted", children: "No health reports yet" } });
       }
-      const label = overall === null ? "Health: unknown" : "Health: " + overall;
-      return [rows, label, colors[overall] || "secondary"];
+      return rows;
     },
   };
 })();

@@ -26,8 +26,6 @@ def register(app: Dash) -> None:
     app.clientside_callback(
         ClientsideFunction("mlops", "renderHealth"),
         Output(ids.HEALTH_LIST, "children"),
-        Output(ids.HEALTH_BADGE, "children"),
-        Output(ids.HEALTH_BADGE, "color"),
         Input(ids.HEALTH_STORE, "data"),
     )
     # Embed: toggles the snippet and writes it with this page's own address.

@@ -118,3 +118,11 @@ def test_activity_feed_shows_user_text_as_text(dash_duo, start_dashboard):
     dash_app.mlops.activity.record("Dataset <img src=x onerror=alert(1)> uploaded", category="dataset", level="success")
     dash_duo.wait_for_contains_text("#activity-list", "<img src=x onerror=alert(1)>", timeout=10)
     assert js(dash_duo, "return document.querySelectorAll('#activity-list img').length") == 0
+
+
+def test_health_badge_on_every_page(dash_duo, start_dashboard):
+    dash_app = start_dashboard(dash_duo, background=False)
+    open_page(dash_duo, "/pipelines")
+    dash_duo.wait_for_text_to_equal("#conn-badge", "Live", timeout=15)
+    dash_app.mlops.publish("health_change", {"component": "gpu", "status": "degraded", "overall": "degraded"})
+    dash_duo.wait_for_text_to_equal("#health-badge", "Health: degraded", timeout=10)
