@@ -31,6 +31,29 @@ GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
 REDIS_BASE = "redis://127.0.0.1:6379/0"
 
 
+def tree_rss_mb(processes: list[psutil.Process]) -> float:
+    """Resident memory of ``processes`` together, MiB (processes that ended count as 0)."""
+    total = 0
+    for p in processes:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total / 2**20
+
+
+def tree_cpu_s(processes: list[psutil.Process]) -> float:
+    """CPU seconds (user + system) consumed so far by ``processes`` together."""
+    total = 0.0
+    for p in processes:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -220,24 +243,11 @@ class Server:
 
     def rss_mb(self) -> float:
         """Resident memory of the server process and all its children, MiB."""
-        total = 0
-        for p in self.processes():
-            try:
-                total += p.memory_info().rss
-            except psutil.Error:
-                pass
-        return total / 2**20
+        return tree_rss_mb(self.processes())
 
     def cpu_s(self) -> float:
         """CPU seconds (user + system) consumed so far by the server process tree."""
-        total = 0.0
-        for p in self.processes():
-            try:
-                t = p.cpu_times()
-                total += t.user + t.system
-            except psutil.Error:
-                pass
-        return total
+        return tree_cpu_s(self.processes())
 
     def threads_count(self) -> int:
         n = 0

@@ -30,7 +30,17 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Publisher, Server, fmt_ms, machine_facts, summary, system_busy_s, wait_quiet  # noqa: E402
+from _common import (  # noqa: E402
+    Publisher,
+    Server,
+    fmt_ms,
+    machine_facts,
+    summary,
+    system_busy_s,
+    tree_cpu_s,
+    tree_rss_mb,
+    wait_quiet,
+)
 
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.options import Options  # noqa: E402
@@ -152,23 +162,10 @@ class Pages:
         return procs
 
     def rss_mb(self) -> float:
-        total = 0
-        for p in self.processes():
-            try:
-                total += p.memory_info().rss
-            except psutil.Error:
-                pass
-        return total / 2**20
+        return tree_rss_mb(self.processes())
 
     def cpu_s(self) -> float:
-        total = 0.0
-        for p in self.processes():
-            try:
-                t = p.cpu_times()
-                total += t.user + t.system
-            except psutil.Error:
-                pass
-        return total
+        return tree_cpu_s(self.processes())
 
     def quit(self) -> None:
         for driver in self.drivers:
