@@ -83,7 +83,11 @@ def create_app(settings: Settings | None = None) -> dash.Dash:
 
 def __getattr__(name: str):
     if name in {"server", "app"}:
-        dash_app = globals().get("_app") or create_app()
+        try:
+            dash_app = globals().get("_app") or create_app()
+        except AttributeError as exc:
+            # Raised through a module __getattr__, it would read as "no attribute 'server'" (gunicorn).
+            raise RuntimeError(f"creating the dashboard failed: {exc!r}") from exc
         globals()["_app"] = dash_app
         return dash_app if name == "app" else dash_app.server
     raise AttributeError(name)
