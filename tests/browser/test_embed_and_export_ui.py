@@ -18,7 +18,8 @@ def test_embed_page_shows_one_chart_and_updates_live(dash_duo, start_dashboard):
     wait_js(dash_duo, "window.mlops.counters.handled > 2")
     assert js(dash_duo, "return document.querySelectorAll('.js-plotly-plot').length") == 1
     assert not dash_duo.find_element("#navbar").is_displayed()
-    assert js(dash_duo, "return document.querySelector('#graph-net .main-svg').style.background") in ("rgb(33, 37, 41)", "")
+    # theme=dark reached the figure: Plotly's resolved layout carries the dark paper colour.
+    assert js(dash_duo, "return document.querySelector('#graph-net .js-plotly-plot')._fullLayout.paper_bgcolor") == "#212529"
     before = points(dash_duo, "graph-net")
     time.sleep(1.5)
     assert points(dash_duo, "graph-net") >= before + 3
