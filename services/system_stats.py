@@ -64,7 +64,7 @@ class StatsReader:
             "net_sent_bps": rate(net_io, last_net, "bytes_sent"),
             "net_recv_bps": rate(net_io, last_net, "bytes_recv"),
             "process_rss": self.process.memory_info().rss,
-            "interval_s": round(elapsed, 3),
+            "interval_s": max(round(elapsed, 3), 0.001),  # two reads within 0.5 ms must not round to 0
         }
 
 
