@@ -96,6 +96,8 @@ ENV_VARS: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("MLOPS_MIN_FREE_DISK_MB", "min_free_disk_mb", _int(0)),
     ("MLOPS_DATABASE_URL", "database_url", _database_url),
     ("MLOPS_MAX_UPLOAD_MB", "max_upload_mb", _int(1)),
+    ("MLOPS_TRAINING_WORKERS", "training_workers", _int(1, 64)),
+    ("MLOPS_TRAINING_QUEUE", "training_queue", _int(1)),
     ("MLOPS_DEBUG", "debug", _bool),
     ("MLOPS_BACKGROUND", "background", _bool),
 )
@@ -120,6 +122,8 @@ class Settings:
     min_free_disk_mb: int = 1024
     database_url: str = ""  # empty: a SQLite file in data_dir
     max_upload_mb: int = 1024
+    training_workers: int = 2  # training processes running at once, per dashboard process
+    training_queue: int = 100  # jobs waiting for a worker, per dashboard process; more are refused (429)
     debug: bool = False
     background: bool = True
 

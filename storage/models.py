@@ -227,6 +227,10 @@ class Model(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utc_now)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utc_now, onupdate=utc_now)
     deployed_at: Mapped[dt.datetime | None]
+    # What serving validates requests against: {"columns": [{name, type, required}], "classes": [...] | None,
+    # "target": str, "dropped": {column: why}}; NULL until training succeeds.
+    signature: Mapped[dict[str, Any] | None] = mapped_column(Json())
+    predictions: Mapped[int] = mapped_column(BigInteger, default=0)  # served in all processes, flushed each second
 
     pipeline: Mapped[Pipeline] = relationship(back_populates="models")
 
@@ -253,9 +257,26 @@ class TrainingJob(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utc_now)
     started_at: Mapped[dt.datetime | None]
     finished_at: Mapped[dt.datetime | None]
+    step: Mapped[int] = mapped_column(default=0)
+    total: Mapped[int | None]
+    # The process running the job ("host:pid") and when it last said so: a job whose process is gone
+    # is failed, not left "running" (services.training.Training.recover).
+    worker: Mapped[str | None] = mapped_column(String(128))
+    heartbeat_at: Mapped[dt.datetime | None]
 
     pipeline: Mapped[Pipeline | None] = relationship()
     model: Mapped[Model | None] = relationship()
+
+
+class PredictionMinute(Base):
+    """Predictions served per model per UTC minute, summed over every serving process."""
+
+    __tablename__ = "prediction_minutes"
+
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), primary_key=True)
+    minute: Mapped[dt.datetime] = mapped_column(primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+    latency_ms_sum: Mapped[float] = mapped_column(default=0.0)
 
 
 class Alert(Base):
