@@ -170,6 +170,7 @@ def document(server_url: str) -> dict[str, Any]:
                     "responses": {"200": _json({"type": "object"}), **_errors(400)},
                 }
             },
+            **_ml_paths(),
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": _json({"type": "object"})}}},
         },
         "components": {
@@ -218,7 +219,179 @@ def document(server_url: str) -> dict[str, Any]:
                         "features": {"type": ["array", "null"], "items": {"type": "string"}},
                     },
                 },
+                **ML_SCHEMAS,
                 **{f"Payload_{t.value}": PAYLOADS[t].model_json_schema() for t in EventType},
             }
+        },
+    }
+
+
+def _job_id(name: str = "job_id") -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}
+
+
+METRICS = {"type": "object", "additionalProperties": {"type": ["number", "null"]}}
+INSTANCES = {
+    "type": "object",
+    "required": ["instances"],
+    "additionalProperties": False,
+    "properties": {
+        "instances": {
+            "type": "array", "minItems": 1, "maxItems": 10000,
+            "items": {"type": "object", "description": "column name -> value, as the model's schema lists"},
+        }
+    },
+}
+ML_SCHEMAS: dict[str, Any] = {
+    "Job": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "pipeline_id": {"type": ["integer", "null"]},
+            "name": {"type": ["string", "null"]},
+            "external": {"type": "boolean"},
+            "status": {"enum": ["queued", "running", "succeeded", "failed", "cancelled"]},
+            "progress": {"type": "number", "minimum": 0, "maximum": 1},
+            "step": {"type": "integer"},
+            "total": {"type": ["integer", "null"]},
+            "metrics": METRICS,
+            "error": {"type": ["string", "null"]},
+            "model_id": {"type": ["integer", "null"]},
+            "worker": {"type": ["string", "null"], "description": "host:pid of the process running it"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "started_at": {"type": ["string", "null"], "format": "date-time"},
+            "finished_at": {"type": ["string", "null"], "format": "date-time"},
+        },
+    },
+    "Model": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "pipeline_id": {"type": "integer"},
+            "pipeline_name": {"type": ["string", "null"]},
+            "version": {"type": "integer"},
+            "status": {"enum": ["training", "ready", "deploying", "deployed", "retired", "failed"]},
+            "task": {"enum": ["classification", "regression", None]},
+            "metrics": METRICS,
+            "schema": {"type": "array", "items": {"type": "object", "properties": {
+                "name": {"type": "string"}, "type": {"enum": ["number", "category", "boolean"]}, "required": {"type": "boolean"}}}},
+            "classes": {"type": ["array", "null"]},
+            "target": {"type": ["string", "null"]},
+            "dropped": {"type": "object", "description": "columns left out of training -> why"},
+            "predictions": {"type": "integer", "description": "served in total"},
+            "endpoint": {"type": "string"},
+            "pipeline_endpoint": {"type": "string"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "updated_at": {"type": "string", "format": "date-time"},
+            "deployed_at": {"type": ["string", "null"], "format": "date-time"},
+        },
+    },
+    "Predictions": {
+        "type": "object",
+        "properties": {
+            "predictions": {"type": "array"},
+            "probabilities": {"type": "array", "description": "classifiers: per instance, one number per class"},
+            "classes": {"type": "array"},
+            "model_id": {"type": "integer"},
+            "version": {"type": "integer"},
+        },
+    },
+    "Instances": INSTANCES,
+}
+
+
+def _ml_paths() -> dict[str, Any]:
+    predict = {
+        "requestBody": _body(_ref("Instances")),
+        "responses": {"200": _json(_ref("Predictions")), **_errors(400, 404, 409, 413, 415, 422)},
+    }
+    return {
+        "/pipelines/{pipeline_id}/train": {
+            "parameters": [_path_id("pipeline_id")],
+            "post": {"summary": "Queue a training job", "responses": {"202": _json(_ref("Job"), "queued"), **_errors(404, 429, 503)}},
+        },
+        "/pipelines/{pipeline_id}/predict": {
+            "parameters": [_path_id("pipeline_id")],
+            "post": {"summary": "Predict with the pipeline's deployed model", **predict},
+        },
+        "/jobs": {
+            "get": {
+                "summary": "Training jobs and external runs, newest first",
+                "parameters": [
+                    _query("status", {"enum": ["queued", "running", "succeeded", "failed", "cancelled"]}, "only jobs in this state"),
+                    _query("pipeline_id", {"type": "integer", "minimum": 1}, "only this pipeline's jobs"),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "at most this many (default 50)"),
+                ],
+                "responses": {"200": _json(_items("Job")), **_errors(400)},
+            }
+        },
+        "/jobs/{job_id}": {
+            "parameters": [_job_id()],
+            "get": {"summary": "One job", "responses": {"200": _json(_ref("Job")), **_errors(404)}},
+        },
+        "/jobs/{job_id}/cancel": {
+            "parameters": [_job_id()],
+            "post": {"summary": "Cancel a queued or running job", "responses": {"200": _json(_ref("Job")), **_errors(404, 409)}},
+        },
+        "/runs": {
+            "post": {
+                "summary": "Start an external run (client.run.Run does this)",
+                "requestBody": _body({"type": "object", "required": ["name"], "additionalProperties": False, "properties": {
+                    "name": {"type": "string", "minLength": 1, "maxLength": 100},
+                    "total": {"type": ["integer", "null"], "minimum": 1},
+                    "params": {"type": "object"}}}),
+                "responses": {"201": _json(_ref("Job"), "started"), **_errors(400, 415, 422)},
+            }
+        },
+        "/runs/{job_id}/log": {
+            "parameters": [_job_id()],
+            "post": {
+                "summary": "Report steps of an external run",
+                "requestBody": _body({"type": "object", "required": ["entries"], "additionalProperties": False, "properties": {
+                    "entries": {"type": "array", "minItems": 1, "maxItems": 1000, "items": {
+                        "type": "object", "required": ["step"], "additionalProperties": False, "properties": {
+                            "step": {"type": "integer", "minimum": 0}, "total": {"type": "integer", "minimum": 1},
+                            "metrics": METRICS}}}}}),
+                "responses": {"200": _json({"type": "object", "properties": {"accepted": {"type": "integer"}}}),
+                              **_errors(400, 404, 409, 415, 422)},
+            },
+        },
+        "/runs/{job_id}/finish": {
+            "parameters": [_job_id()],
+            "post": {
+                "summary": "Finish an external run",
+                "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                    "type": "object", "additionalProperties": False, "properties": {
+                        "status": {"enum": ["succeeded", "failed"]}, "error": {"type": "string"}, "metrics": METRICS}}}}},
+                "responses": {"200": _json(_ref("Job")), **_errors(400, 404, 409, 415, 422)},
+            },
+        },
+        "/models": {
+            "get": {
+                "summary": "The model registry, newest first",
+                "parameters": [_query("pipeline_id", {"type": "integer", "minimum": 1}, "only this pipeline's versions")],
+                "responses": {"200": _json(_items("Model")), **_errors(400)},
+            }
+        },
+        "/models/{model_id}": {
+            "parameters": [_path_id("model_id")],
+            "get": {"summary": "One model version", "responses": {"200": _json(_ref("Model")), **_errors(404)}},
+        },
+        "/models/{model_id}/deploy": {
+            "parameters": [_path_id("model_id")],
+            "post": {"summary": "Deploy this version (retires the pipeline's previous one)",
+                     "responses": {"200": _json(_ref("Model")), **_errors(404, 409)}},
+        },
+        "/models/{model_id}/predict": {
+            "parameters": [_path_id("model_id")],
+            "post": {"summary": "Predict with this version", **predict},
+        },
+        "/models/{model_id}/predictions": {
+            "parameters": [_path_id("model_id")],
+            "get": {
+                "summary": "Predictions served per minute",
+                "parameters": [_query("minutes", {"type": "integer", "minimum": 1, "maximum": 10080}, "how far back (default 60)")],
+                "responses": {"200": _json({"type": "object"}), **_errors(400, 404)},
+            },
         },
     }

@@ -9,6 +9,7 @@ from werkzeug.exceptions import HTTPException
 import api.charts
 import api.openapi
 import api.data
+import api.ml
 from api.errors import ApiError, error_response
 from api.params import int_param, json_body
 from events.catalogue import InvalidEvent
@@ -72,6 +73,7 @@ def create_blueprint() -> Blueprint:
 
     api.charts.register(bp)
     api.data.register(bp)
+    api.ml.register(bp)
 
     @bp.get("/openapi.json")
     def openapi():

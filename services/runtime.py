@@ -12,7 +12,10 @@ from services.datasets import Datasets
 from services.health import HealthChecks, HealthMonitor
 from services.live_state import LiveState
 from services.pipelines import Pipelines
+from services.registry import Registry
+from services.serving import Serving
 from services.system_stats import StatsSampler
+from services.training import Training
 from storage.db import Database, default_url
 
 log = logging.getLogger(__name__)
@@ -31,6 +34,15 @@ class Runtime:
         self.activity = ActivityFeed(self.db, self.hub)
         self.datasets = Datasets(self.db, self.hub, self.activity, settings.data_dir, settings.max_upload_mb * 2**20)
         self.pipelines = Pipelines(self.db, self.hub, self.activity)
+        api_base = f"{settings.url_prefix}api/v1"
+        self.registry = Registry(self.db, self.hub, self.activity, settings.data_dir, api_base)
+        self.serving = Serving(self.db, self.hub)
+        self.registry.serving = self.serving
+        self.hub.listeners.append(self.serving)
+        self.training = Training(
+            self.db, self.hub, self.activity, self.registry,
+            workers=settings.training_workers, queue_limit=settings.training_queue,
+        )
         self.health = HealthChecks(
             self.hub, self.state, settings.data_dir, settings.stats_interval_s, settings.min_free_disk_mb, self.db
         )
@@ -42,6 +54,8 @@ class Runtime:
         if self.started:
             return self
         self.hub.start()
+        self.serving.start()
+        self.training.start()
         if self.settings.background:
             self.sampler.start()
             self.monitor.start()
@@ -54,6 +68,8 @@ class Runtime:
             return
         self.sampler.stop()
         self.monitor.stop()
+        self.training.stop()
+        self.serving.stop()
         self.hub.stop()
         self.datasets.close()
         self.db.close()

@@ -1,0 +1,85 @@
+"""Training jobs, external runs, the model registry, deployment and prediction serving."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request
+
+from api.data import MAX_ID
+from api.errors import ApiError
+from api.params import int_param, json_body
+from services.runtime import Runtime
+
+JOB_ID = "<string(length=32):job_id>"
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+
+
+def _runtime() -> Runtime:
+    return current_app.extensions["mlops"]
+
+
+def _optional_body():
+    """A JSON body, or none at all (an empty POST)."""
+    return json_body() if request.content_length or request.is_json else None
+
+
+def register(bp: Blueprint) -> None:
+    @bp.post(f"/pipelines/<int(max={MAX_ID}):pipeline_id>/train")
+    def train(pipeline_id: int):
+        job = _runtime().training.submit(pipeline_id)
+        return jsonify(job | {"job_id": job["id"]}), 202
+
+    @bp.get("/jobs")
+    def list_jobs():
+        status = request.args.get("status") or None
+        if status is not None and status not in JOB_STATUSES:
+            raise ApiError(f"status must be one of {', '.join(JOB_STATUSES)}", code="invalid_parameter",
+                           details={"status": status})
+        pipeline_id = int_param("pipeline_id", 0, minimum=1, maximum=MAX_ID) if request.args.get("pipeline_id") else None
+        limit = int_param("limit", 50, minimum=1, maximum=500)
+        return jsonify({"items": _runtime().training.list_jobs(limit=limit, pipeline_id=pipeline_id, status=status)})
+
+    @bp.get(f"/jobs/{JOB_ID}")
+    def get_job(job_id: str):
+        return jsonify(_runtime().training.get_job(job_id))
+
+    @bp.post(f"/jobs/{JOB_ID}/cancel")
+    def cancel_job(job_id: str):
+        return jsonify(_runtime().training.cancel(job_id))
+
+    @bp.post("/runs")
+    def create_run():
+        return jsonify(_runtime().training.create_run(json_body())), 201
+
+    @bp.post(f"/runs/{JOB_ID}/log")
+    def log_run(job_id: str):
+        return jsonify(_runtime().training.log_run(job_id, json_body()))
+
+    @bp.post(f"/runs/{JOB_ID}/finish")
+    def finish_run(job_id: str):
+        return jsonify(_runtime().training.finish_run(job_id, _optional_body()))
+
+    @bp.get("/models")
+    def list_models():
+        pipeline_id = int_param("pipeline_id", 0, minimum=1, maximum=MAX_ID) if request.args.get("pipeline_id") else None
+        return jsonify({"items": _runtime().registry.list_models(pipeline_id)})
+
+    @bp.get(f"/models/<int(max={MAX_ID}):model_id>")
+    def get_model(model_id: int):
+        return jsonify(_runtime().registry.get_model(model_id))
+
+    @bp.post(f"/models/<int(max={MAX_ID}):model_id>/deploy")
+    def deploy_model(model_id: int):
+        return jsonify(_runtime().registry.deploy(model_id))
+
+    @bp.post(f"/models/<int(max={MAX_ID}):model_id>/predict")
+    def predict_model(model_id: int):
+        return jsonify(_runtime().serving.predict_model(model_id, json_body()))
+
+    @bp.post(f"/pipelines/<int(max={MAX_ID}):pipeline_id>/predict")
+    def predict_pipeline(pipeline_id: int):
+        return jsonify(_runtime().serving.predict_pipeline(pipeline_id, json_body()))
+
+    @bp.get(f"/models/<int(max={MAX_ID}):model_id>/predictions")
+    def prediction_history(model_id: int):
+        minutes = int_param("minutes", 60, minimum=1, maximum=7 * 24 * 60)
+        return jsonify({"model_id": model_id, "items": _runtime().serving.history(model_id, minutes)})

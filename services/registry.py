@@ -1,0 +1,200 @@
+"""The model registry: numbered versions per pipeline, their artifacts and metrics, and deployment.
+
+A model's life: ``training`` -> ``ready`` -> ``deploying`` -> ``deployed`` -> ``retired`` (or ``failed``
+when its training does not succeed). Every transition publishes ``model_status``; a deployment also
+publishes ``model_deployed``. One version per pipeline is deployed: deploying another retires the
+previous one only after the new one is loaded, so the pipeline's endpoint never stops answering.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+
+from events.hub import Hub
+from services.activity import ActivityFeed
+from services.errors import Conflict, NotFound
+from storage.db import Database
+from storage.models import Model, Pipeline, utc_now
+
+if TYPE_CHECKING:
+    from services.serving import Serving
+
+log = logging.getLogger(__name__)
+
+DEPLOYABLE = ("ready", "retired", "deployed")
+HEADLINE = ("accuracy", "r2")  # the metric a sentence about a model quotes
+
+
+def model_item(model: Model, api_base: str = "/api/v1") -> dict[str, Any]:
+    """The API form of a model: the row, its pipeline's name, its input columns and its endpoints."""
+    item = model.to_dict()
+    signature = item.pop("signature") or {}
+    item.pop("artifact_path", None)
+    item["pipeline_name"] = model.pipeline.name if model.pipeline is not None else None
+    item["schema"] = signature.get("columns", [])
+    item["classes"] = signature.get("classes")
+    item["target"] = signature.get("target")
+    item["dropped"] = signature.get("dropped", {})
+    item["endpoint"] = f"{api_base}/models/{model.id}/predict"
+    item["pipeline_endpoint"] = f"{api_base}/pipelines/{model.pipeline_id}/predict"
+    return item
+
+
+def headline(metrics: dict[str, Any]) -> str:
+    for name in HEADLINE:
+        if isinstance(metrics.get(name), (int, float)):
+            return f"{name} {metrics[name]:.3f}"
+    return ", ".join(f"{k} {v:.3g}" for k, v in list(metrics.items())[:2] if isinstance(v, (int, float)))
+
+
+class Registry:
+    def __init__(self, db: Database, hub: Hub, activity: ActivityFeed, data_dir: Path, api_base: str = "/api/v1"):
+        self.db = db
+        self.hub = hub
+        self.activity = activity
+        self.models_dir = Path(data_dir) / "models"
+        self.api_base = api_base
+        self.serving: Serving | None = None  # set by the runtime; deploy loads the model there first
+        self._deploy_lock = threading.Lock()  # one deployment at a time in this process
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def _get(self, session, model_id: int, *, lock: bool = False) -> Model:
+        query = select(Model).where(Model.id == model_id)
+        model = session.scalars(query.with_for_update() if lock else query).first()
+        if model is None:
+            raise NotFound(f"no model with id {model_id}", code="model_not_found")
+        return model
+
+    def list_models(self, pipeline_id: int | None = None) -> list[dict[str, Any]]:
+        """Newest first."""
+        query = select(Model).order_by(Model.id.desc())
+        if pipeline_id is not None:
+            query = query.where(Model.pipeline_id == pipeline_id)
+        with self.db.session() as session:
+            return [model_item(m, self.api_base) for m in session.scalars(query)]
+
+    def get_model(self, model_id: int) -> dict[str, Any]:
+        with self.db.session() as session:
+            return model_item(self._get(session, model_id), self.api_base)
+
+    def artifact_path(self, pipeline_id: int, version: int) -> Path:
+        return self.models_dir / f"pipeline-{pipeline_id}" / f"v{version}.joblib"
+
+    # -- training's side of the lifecycle ---------------------------------------------------------
+
+    def begin(self, session, pipeline: Pipeline) -> Model:
+        """A new version of ``pipeline`` in ``training``; the caller commits, then calls ``announce``."""
+        latest = session.scalar(select(func.max(Model.version)).where(Model.pipeline_id == pipeline.id)) or 0
+        model = Model(pipeline_id=pipeline.id, version=latest + 1, status="training", metrics={})
+        model.artifact_path = str(self.artifact_path(pipeline.id, model.version))
+        session.add(model)
+        session.flush()
+        return model
+
+    def announce(self, model: dict[str, Any] | Model, previous: str | None, message: str | None = None) -> None:
+        item = model if isinstance(model, dict) else model.to_dict()
+        self.hub.announce(
+            "model_status",
+            {
+                "model_id": item["id"],
+                "pipeline_id": item["pipeline_id"],
+                "version": item["version"],
+                "status": item["status"],
+                "previous": previous,
+                "message": message,
+            },
+        )
+
+    def complete(self, model_id: int, *, metrics: dict[str, Any], signature: dict[str, Any], task: str) -> dict[str, Any]:
+        with self.db.session() as session:
+            model = self._get(session, model_id, lock=True)
+            model.status, model.metrics, model.signature, model.task = "ready", metrics, signature, task
+            item = model.to_dict()
+        self.announce(item, "training", f"trained: {headline(metrics)}")
+        return item
+
+    def fail(self, model_id: int, message: str) -> None:
+        with self.db.session() as session:
+            model = session.get(Model, model_id)
+            if model is None or model.status != "training":
+                return
+            model.status = "failed"
+            item = model.to_dict()
+            path = Path(model.artifact_path) if model.artifact_path else None
+        if path is not None:
+            path.unlink(missing_ok=True)
+        self.announce(item, "training", message)
+
+    # -- deployment -------------------------------------------------------------------------------
+
+    def deploy(self, model_id: int) -> dict[str, Any]:
+        """Load the model for serving, then make it the pipeline's deployed version and retire the last one."""
+        with self._deploy_lock:
+            with self.db.session() as session:
+                model = self._get(session, model_id, lock=True)
+                if model.status == "deployed":
+                    return model_item(model, self.api_base)
+                if model.status not in DEPLOYABLE:
+                    raise Conflict(
+                        f"model {model_id} is {model.status}; only a ready or retired model can be deployed",
+                        code="not_deployable",
+                        details={"status": model.status},
+                    )
+                before = model.status
+                model.status = "deploying"
+                item = model.to_dict()
+            self.announce(item, before)
+            try:
+                assert self.serving is not None
+                self.serving.load(model_id)  # the new version answers before the old one is retired
+            except Exception as exc:
+                with self.db.session() as session:
+                    model = self._get(session, model_id, lock=True)
+                    model.status = before
+                    item = model.to_dict()
+                message = f"the model could not be loaded for serving: {exc}"
+                self.announce(item, "deploying", message)
+                raise Conflict(message, code="load_failed") from exc
+            with self.db.session() as session:
+                # Lock the pipeline row: two processes deploying versions of one pipeline take turns.
+                session.scalars(select(Pipeline).where(Pipeline.id == item["pipeline_id"]).with_for_update()).first()
+                model = self._get(session, model_id, lock=True)
+                retired = [
+                    m for m in session.scalars(
+                        select(Model).where(Model.pipeline_id == model.pipeline_id, Model.status == "deployed", Model.id != model.id)
+                    )
+                ]
+                for old in retired:
+                    old.status = "retired"
+                model.status, model.deployed_at = "deployed", utc_now()
+                session.flush()
+                result = model_item(model, self.api_base)
+                retired_items = [old.to_dict() for old in retired]
+                pipeline_name = model.pipeline.name
+            self.serving.route(result["pipeline_id"], model_id)
+            for old in retired_items:
+                self.announce(old, "deployed", f"replaced by version {result['version']}")
+            self.announce(result, "deploying", "serving predictions")
+            self.hub.announce(
+                "model_deployed",
+                {
+                    "model_id": model_id,
+                    "pipeline_id": result["pipeline_id"],
+                    "version": result["version"],
+                    "previous_model_id": retired_items[0]["id"] if retired_items else None,
+                    "endpoint": result["pipeline_endpoint"],
+                },
+            )
+            self.activity.record(
+                f"Model {pipeline_name} v{result['version']} deployed"
+                + (f", replacing v{retired_items[0]['version']}." if retired_items else "."),
+                category="model", level="success", subject_type="model", subject_id=model_id,
+                source_type="model_deployed",
+            )
+            return result

@@ -1,0 +1,314 @@
+"""Prediction serving: trained models loaded once per process, requests validated, counted and timed.
+
+``POST /models/<id>/predict`` serves any trained version; ``POST /pipelines/<id>/predict`` serves the
+pipeline's deployed version. Each second, per model with traffic, this process adds its count to the
+model's total and to the per-minute history in the database, and publishes ``prediction_volume``
+(the count, the new total over all processes, latency p50 and p95 of the interval).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+from sqlalchemy import select, update
+
+from events.hub import Hub
+from services.errors import Conflict, Invalid, NotFound
+from storage.db import Database
+from storage.models import Model, PredictionMinute
+
+log = logging.getLogger(__name__)
+
+FLUSH_INTERVAL_S = 1.0  # prediction_volume at most once per second per model
+ROUTE_TTL_S = 1.0  # how long a process trusts its idea of which version a pipeline has deployed
+CHECK_TTL_S = 5.0  # how long a loaded model is served before its row is looked at again
+MAX_LOADED = 32  # models kept in memory per process, least recently used dropped first
+MAX_LATENCIES = 10_000  # per model per interval: percentiles from a bounded sample
+SERVABLE = ("ready", "deploying", "deployed", "retired")
+RATE_WINDOW_S = 60.0
+
+
+@dataclass
+class Loaded:
+    model_id: int
+    pipeline_id: int
+    version: int
+    estimator: Any
+    task: str
+    signature: dict[str, Any]
+    checked_at: float
+
+
+@dataclass
+class _Meter:
+    pipeline_id: int
+    count: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+
+class Serving:
+    def __init__(self, db: Database, hub: Hub):
+        self.db = db
+        self.hub = hub
+        self._models: collections.OrderedDict[int, Loaded] = collections.OrderedDict()
+        self._routes: dict[int, tuple[int | None, float]] = {}
+        self._load_locks: dict[int, threading.Lock] = collections.defaultdict(threading.Lock)
+        self._lock = threading.Lock()
+        self._meters: dict[int, _Meter] = {}
+        self._recent: collections.deque[tuple[float, int, int]] = collections.deque()  # (t, model, count) of all processes
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._flush_loop, name="prediction-meter", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.flush()
+
+    # -- models -----------------------------------------------------------------------------------
+
+    def load(self, model_id: int) -> Loaded:
+        """The model, from memory or its artifact; ``NotFound``/``Conflict`` when it cannot serve."""
+        with self._lock:
+            loaded = self._models.get(model_id)
+            if loaded is not None and time.monotonic() - loaded.checked_at < CHECK_TTL_S:
+                self._models.move_to_end(model_id)
+                return loaded
+        with self._load_locks[model_id]:
+            with self.db.session() as session:
+                row = session.get(Model, model_id)
+                if row is None:
+                    raise NotFound(f"no model with id {model_id}", code="model_not_found")
+                if row.status not in SERVABLE or not row.artifact_path or not row.signature:
+                    raise Conflict(
+                        f"model {model_id} is {row.status} and cannot serve predictions",
+                        code="model_not_servable", details={"status": row.status},
+                    )
+                facts = (row.pipeline_id, row.version, row.task, row.signature, row.artifact_path)
+            with self._lock:
+                loaded = self._models.get(model_id)
+                if loaded is not None:  # loaded before: only the check was due
+                    loaded.checked_at = time.monotonic()
+                    return loaded
+            pipeline_id, version, task, signature, path = facts
+            try:
+                bundle = joblib.load(Path(path))
+            except FileNotFoundError:
+                raise Conflict(f"the artifact of model {model_id} is missing ({path})", code="artifact_missing") from None
+            loaded = Loaded(model_id, pipeline_id, version, bundle["model"], task, signature, time.monotonic())
+            with self._lock:
+                self._models[model_id] = loaded
+                while len(self._models) > MAX_LOADED:
+                    self._models.popitem(last=False)
+            return loaded
+
+    def route(self, pipeline_id: int, model_id: int | None) -> None:
+        """Send the pipeline's predictions to ``model_id`` in this process (deploy calls it at once)."""
+        with self._lock:
+            self._routes[pipeline_id] = (model_id, time.monotonic())
+
+    def _deployed(self, pipeline_id: int) -> int:
+        with self._lock:
+            cached = self._routes.get(pipeline_id)
+        if cached is not None and time.monotonic() - cached[1] < ROUTE_TTL_S and cached[0] is not None:
+            return cached[0]
+        with self.db.session() as session:
+            model_id = session.scalar(
+                select(Model.id).where(Model.pipeline_id == pipeline_id, Model.status == "deployed")
+            )
+            known = model_id is not None or session.scalar(select(Model.pipeline_id).where(Model.pipeline_id == pipeline_id).limit(1))
+        if model_id is None and cached is not None and cached[0] is not None:
+            model_id = cached[0]  # mid-switch in another process: keep serving the version we had
+        if model_id is None:
+            from storage.models import Pipeline
+
+            with self.db.session() as session:
+                exists = session.get(Pipeline, pipeline_id) is not None
+            if not exists:
+                raise NotFound(f"no pipeline with id {pipeline_id}", code="pipeline_not_found")
+            raise Conflict(
+                f"pipeline {pipeline_id} has no deployed model"
+                + ("; deploy a version with POST /api/v1/models/<id>/deploy" if known else "; train one first"),
+                code="not_deployed",
+            )
+        self.route(pipeline_id, model_id)
+        return model_id
+
+    # -- predictions ------------------------------------------------------------------------------
+
+    def predict_model(self, model_id: int, body: Any) -> dict[str, Any]:
+        return self._predict(self.load(model_id), body)
+
+    def predict_pipeline(self, pipeline_id: int, body: Any) -> dict[str, Any]:
+        return self._predict(self.load(self._deployed(pipeline_id)), body)
+
+    def _predict(self, loaded: Loaded, body: Any) -> dict[str, Any]:
+        from ml import trainer
+
+        started = time.perf_counter()
+        if not isinstance(body, dict) or set(body) != {"instances"}:
+            raise Invalid(
+                'send {"instances": [{column: value, ...}, ...]}', code="invalid_body", status=400,
+                details={"fields": sorted(body) if isinstance(body, dict) else None},
+            )
+        try:
+            frame = trainer.prepare_instances(loaded.signature["columns"], body["instances"])
+        except trainer.InvalidInstances as exc:
+            raise Invalid(exc.message, code="invalid_instances", details=exc.details) from None
+        result = trainer.predict(loaded.estimator, loaded.task, frame, loaded.signature.get("classes"))
+        result.update({"model_id": loaded.model_id, "version": loaded.version})
+        self._count(loaded, (time.perf_counter() - started) * 1000.0, len(frame))
+        return result
+
+    def _count(self, loaded: Loaded, latency_ms: float, rows: int) -> None:
+        with self._lock:
+            meter = self._meters.get(loaded.model_id)
+            if meter is None:
+                meter = self._meters[loaded.model_id] = _Meter(loaded.pipeline_id)
+            meter.count += 1
+            if len(meter.latencies) < MAX_LATENCIES:
+                meter.latencies.append(latency_ms)
+
+    # -- volume -----------------------------------------------------------------------------------
+
+    def _flush_loop(self) -> None:
+        last = time.monotonic()
+        while not self._stop.wait(FLUSH_INTERVAL_S):
+            now = time.monotonic()
+            try:
+                self.flush(now - last)
+            except Exception:
+                log.exception("could not record prediction counts (retried next second)")
+            last = now
+
+    def flush(self, interval_s: float = FLUSH_INTERVAL_S) -> None:
+        """Add this process's counts to the totals and minute history, then publish ``prediction_volume``."""
+        with self._lock:
+            meters, self._meters = self._meters, {}
+        if not meters:
+            return
+        minute = _minute()
+        try:
+            with self.db.session() as session:
+                totals = {}
+                for model_id, meter in meters.items():
+                    totals[model_id] = session.execute(
+                        update(Model).where(Model.id == model_id)
+                        .values(predictions=Model.predictions + meter.count)
+                        .returning(Model.predictions)
+                    ).scalar()
+                    _add_minute(session, self.db.dialect, model_id, minute, meter.count, sum(meter.latencies))
+        except Exception:
+            with self._lock:  # nothing lost: the counts go out with the next flush
+                for model_id, meter in meters.items():
+                    merged = self._meters.setdefault(model_id, _Meter(meter.pipeline_id))
+                    merged.count += meter.count
+                    merged.latencies = (merged.latencies + meter.latencies)[:MAX_LATENCIES]
+            raise
+        for model_id, meter in meters.items():
+            if totals.get(model_id) is None:
+                continue  # the model was deleted meanwhile
+            p50, p95 = np.percentile(meter.latencies, [50, 95]) if meter.latencies else (None, None)
+            self.hub.announce(
+                "prediction_volume",
+                {
+                    "model_id": model_id,
+                    "pipeline_id": meter.pipeline_id,
+                    "count": meter.count,
+                    "total": int(totals[model_id]),
+                    "interval_s": round(max(interval_s, 0.001), 3),
+                    "latency_p50_ms": None if p50 is None else round(float(p50), 3),
+                    "latency_p95_ms": None if p95 is None else round(float(p95), 3),
+                },
+            )
+
+    # The hub hands this listener every event of every process: predictions per minute for the KPIs.
+    def bootstrap(self, epoch: str, seq: int, events: list) -> None:
+        self.apply(events)
+
+    def apply(self, events: list) -> None:
+        now = time.time()
+        with self._lock:
+            for event in events:
+                if event.type == "prediction_volume":
+                    self._recent.append((_epoch_s(event.ts, now), event.data["model_id"], event.data["count"]))
+            while self._recent and self._recent[0][0] < now - RATE_WINDOW_S:
+                self._recent.popleft()
+
+    def rates(self) -> dict[int, int]:
+        """Predictions served in the last 60 s per model id, over every process."""
+        now = time.time()
+        out: dict[int, int] = collections.defaultdict(int)
+        with self._lock:
+            for ts, model_id, count in self._recent:
+                if ts >= now - RATE_WINDOW_S:
+                    out[model_id] += count
+        return dict(out)
+
+    def history(self, model_id: int, minutes: int = 60) -> list[dict[str, Any]]:
+        """Per-minute counts and mean latency of the last ``minutes`` minutes (minutes without traffic omitted)."""
+        import datetime as dt
+
+        since = _minute() - dt.timedelta(minutes=minutes - 1)
+        with self.db.session() as session:
+            if session.get(Model, model_id) is None:
+                raise NotFound(f"no model with id {model_id}", code="model_not_found")
+            rows = session.scalars(
+                select(PredictionMinute)
+                .where(PredictionMinute.model_id == model_id, PredictionMinute.minute >= since)
+                .order_by(PredictionMinute.minute)
+            ).all()
+            return [
+                {
+                    "minute": row.to_dict()["minute"],
+                    "count": row.count,
+                    "latency_mean_ms": round(row.latency_ms_sum / row.count, 3) if row.count else None,
+                }
+                for row in rows
+            ]
+
+
+def _minute():
+    import datetime as dt
+
+    now = dt.datetime.now(dt.timezone.utc)
+    return now.replace(second=0, microsecond=0)
+
+
+def _epoch_s(ts: str, default: float) -> float:
+    import datetime as dt
+
+    try:
+        return dt.datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+    except (AttributeError, ValueError):
+        return default
+
+
+def _add_minute(session, dialect: str, model_id: int, minute, count: int, latency_sum: float) -> None:
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    table = PredictionMinute.__table__
+    statement = insert(table).values(model_id=model_id, minute=minute, count=count, latency_ms_sum=latency_sum)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[table.c.model_id, table.c.minute],
+            set_={"count": table.c.count + count, "latency_ms_sum": table.c.latency_ms_sum + latency_sum},
+        )
+    )

@@ -1,0 +1,632 @@
+"""Training jobs: a queue, worker processes with a concurrency limit, cancel, and no job left "running".
+
+``submit`` stores a queued job and hands it to a pool of ``MLOPS_TRAINING_WORKERS`` supervisor
+threads. Each supervisor starts one child process (``ml.worker.run_job``; never the web server's
+request or WebSocket threads), reads its progress from a pipe and publishes ``training_progress`` at
+most every 0.1 s, then ``training_complete`` or ``training_error``. A child that dies without a word
+(killed, crashed, out of memory) becomes a ``training_error`` that says so.
+
+Every job row names the process that owns it (``worker`` = ``host:pid``) and when that process last
+said it was alive (``heartbeat_at``). On start, and every few seconds after, each process fails the
+running jobs of owners that are gone (a dead pid on this host, or a heartbeat older than
+``STALE_AFTER_S``) and adopts their queued jobs: a restart never leaves a job "running" forever.
+
+External runs (``Run`` in ``client/run.py``) are jobs with ``external`` set, fed by ``/api/v1/runs``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime as dt
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import threading
+import time
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from events.hub import Hub
+from services.activity import ActivityFeed
+from services.errors import Conflict, DomainError, Invalid, NotFound
+from services.pipelines import check_fields
+from services.registry import Registry, headline
+from storage.db import Database
+from storage.models import Model, Pipeline, TrainingJob, utc_now
+
+log = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL_S = 0.1  # at most ~10 training_progress events per second per job
+DB_INTERVAL_S = 1.0  # how often a running job's progress and heartbeat are written
+HEARTBEAT_S = 5.0
+STALE_AFTER_S = 30.0  # a job whose owner has not said it is alive for this long is the owner's no more
+EXTERNAL_STALE_AFTER_S = 3600.0  # an external run silent this long is failed
+KILL_GRACE_S = 2.0
+ACTIVE = ("queued", "running")
+FINISHED = ("succeeded", "failed", "cancelled")
+RUN_FIELDS = {"name", "total", "params"}
+MAX_LOG_ENTRIES = 1000
+
+
+def job_item(job: TrainingJob) -> dict[str, Any]:
+    item = job.to_dict()
+    item.pop("heartbeat_at", None)
+    return item
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _death(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        why = " (the system kills processes this way when memory runs out)" if exitcode == -signal.SIGKILL else ""
+        return f"the training process was killed by {name}{why}"
+    return f"the training process exited with code {exitcode} without a result"
+
+
+class _Job:
+    """What a supervisor knows about the job it runs."""
+
+    def __init__(self, job_id: str, pipeline_id: int, name: str, model_id: int | None = None):
+        self.id = job_id
+        self.pipeline_id = pipeline_id
+        self.name = name
+        self.model_id = model_id
+        self.cancel = threading.Event()
+        self.process: Any = None
+
+
+class Training:
+    def __init__(
+        self,
+        db: Database,
+        hub: Hub,
+        activity: ActivityFeed,
+        registry: Registry,
+        *,
+        workers: int = 2,
+        queue_limit: int = 100,
+        data_dir: Any = None,
+    ):
+        self.db = db
+        self.hub = hub
+        self.activity = activity
+        self.registry = registry
+        self.workers = workers
+        self.queue_limit = queue_limit
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        self._ctx = multiprocessing.get_context("forkserver")
+        self._ctx.set_forkserver_preload(["ml.worker"])
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._jobs: dict[str, _Job] = {}  # queued or running in this process
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._heart: threading.Thread | None = None
+        self._run_published: dict[str, float] = {}
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._pool = concurrent.futures.ThreadPoolExecutor(self.workers, thread_name_prefix="training")
+        self.recover()
+        self._heart = threading.Thread(target=self._heartbeat_loop, name="training-heartbeat", daemon=True)
+        self._heart.start()
+
+    def stop(self) -> None:
+        """Kill running training processes and fail their jobs; queued jobs wait for the next start."""
+        self._stop.set()
+        with self._lock:
+            jobs = list(self._jobs.values())
+        for job in jobs:
+            job.cancel.set()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._heart is not None:
+            self._heart.join(timeout=HEARTBEAT_S + 1)
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def list_jobs(self, limit: int = 50, pipeline_id: int | None = None, status: str | None = None) -> list[dict[str, Any]]:
+        """Newest first."""
+        query = select(TrainingJob).order_by(TrainingJob.created_at.desc(), TrainingJob.id).limit(limit)
+        if pipeline_id is not None:
+            query = query.where(TrainingJob.pipeline_id == pipeline_id)
+        if status is not None:
+            query = query.where(TrainingJob.status == status)
+        with self.db.session() as session:
+            return [job_item(j) for j in session.scalars(query)]
+
+    def get_job(self, job_id: str) -> dict[str, Any]:
+        with self.db.session() as session:
+            return job_item(self._get(session, job_id))
+
+    def _get(self, session, job_id: str) -> TrainingJob:
+        job = session.get(TrainingJob, job_id) if isinstance(job_id, str) and len(job_id) <= 32 else None
+        if job is None:
+            raise NotFound(f"no job with id {job_id!r}", code="job_not_found")
+        return job
+
+    # -- submit and cancel ------------------------------------------------------------------------
+
+    def submit(self, pipeline_id: int) -> dict[str, Any]:
+        if self._pool is None or self._stop.is_set():
+            raise DomainError("training is not running in this process", code="training_stopped", status=503)
+        with self._lock:
+            waiting = sum(1 for j in self._jobs.values() if j.process is None)
+        if waiting >= self.queue_limit:
+            raise DomainError(
+                f"{waiting} training jobs are already waiting (MLOPS_TRAINING_QUEUE={self.queue_limit}); try again later",
+                code="queue_full", status=429,
+            )
+        with self.db.session() as session:
+            pipeline = session.get(Pipeline, pipeline_id)
+            if pipeline is None:
+                raise NotFound(f"no pipeline with id {pipeline_id}", code="pipeline_not_found")
+            job = TrainingJob(
+                pipeline_id=pipeline.id, name=pipeline.name, status="queued",
+                worker=self.worker_id, heartbeat_at=utc_now(),
+            )
+            session.add(job)
+            session.flush()
+            item = job_item(job)
+        self._enqueue(_Job(item["id"], pipeline_id, item["name"]))
+        self._progress(item["id"], pipeline_id, item["name"], 0, None, {}, None, "queued")
+        self.activity.record(
+            f"Training of {item['name']} queued.", category="training", subject_type="job", subject_id=item["id"],
+            source_type="training_progress",
+        )
+        return item
+
+    def _enqueue(self, job: _Job) -> None:
+        with self._lock:
+            self._jobs[job.id] = job
+        assert self._pool is not None
+        self._pool.submit(self._supervise, job)
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        """Cancel a queued job at once, or stop a running one's process (whichever process runs it)."""
+        with self.db.session() as session:
+            job = self._get(session, job_id)
+            if job.external:
+                raise Conflict("an external run is finished by its script (POST /api/v1/runs/<id>/finish)", code="external_run")
+            was = job.status
+            done = session.execute(
+                update(TrainingJob).where(TrainingJob.id == job_id, TrainingJob.status.in_(ACTIVE))
+                .values(status="cancelled", error="cancelled by a user", finished_at=utc_now())
+            ).rowcount
+            if not done:
+                raise Conflict(f"job {job_id} already {job.status}", code="job_finished", details={"status": job.status})
+            session.expire(job)
+            item = job_item(job)
+        with self._lock:
+            local = self._jobs.get(job_id)
+        if local is not None:
+            local.cancel.set()
+        if was == "queued":  # no supervisor has it yet: say so here (the one that picks it up skips it)
+            self.hub.announce("training_error", {
+                "job_id": job_id, "pipeline_id": item["pipeline_id"], "name": item["name"],
+                "error": "cancelled by a user before it started", "code": "cancelled",
+            })
+            self.activity.record(f"Training of {item['name']} cancelled before it started.", category="training",
+                                 level="warning", subject_type="job", subject_id=job_id, source_type="training_error")
+        return item
+
+    # -- the supervisor ---------------------------------------------------------------------------
+
+    def _supervise(self, job: _Job) -> None:
+        try:
+            self._run(job)
+        except Exception:
+            log.exception("training job %s: supervisor failed", job.id)
+            self._finish_failed(job, "internal_error", "the dashboard failed while supervising the training; see its log")
+        finally:
+            with self._lock:
+                self._jobs.pop(job.id, None)
+
+    def _claim(self, job: _Job) -> dict[str, Any] | None:
+        """Queued -> running with a new model version in ``training``; None when it is no longer queued."""
+        with self.db.session() as session:
+            claimed = session.execute(
+                update(TrainingJob).where(TrainingJob.id == job.id, TrainingJob.status == "queued")
+                .values(status="running", started_at=utc_now(), worker=self.worker_id, heartbeat_at=utc_now())
+            ).rowcount
+            if not claimed:
+                return None
+            pipeline = session.get(Pipeline, job.pipeline_id)
+            if pipeline is None:
+                return None
+            version = pipeline.dataset.versions[-1]
+            model = self.registry.begin(session, pipeline)
+            session.execute(update(TrainingJob).where(TrainingJob.id == job.id).values(model_id=model.id))
+            spec = {
+                "path": version.path,
+                "dialect": version.dialect,
+                "target": pipeline.target,
+                "features": pipeline.features,
+                "kind": pipeline.model,
+                "params": pipeline.params,
+                "artifact_path": model.artifact_path,
+            }
+            model_item = model.to_dict()
+        job.model_id = model_item["id"]
+        self.registry.announce(model_item, None, f"training job {job.id}")
+        return spec
+
+    def _run(self, job: _Job) -> None:
+        if job.cancel.is_set() or self._stop.is_set():
+            return
+        spec = self._claim(job)
+        if spec is None:
+            return
+        started = time.monotonic()
+        parent, child = self._ctx.Pipe(duplex=False)
+        process = self._ctx.Process(target=_child_entry, args=(spec, child), name=f"training-{job.id[:8]}", daemon=True)
+        process.start()
+        child.close()
+        job.process = process
+        self._progress(job.id, job.pipeline_id, job.name, 0, None, {}, None, "loading")
+        step, total, metrics, stage = 0, None, {}, "loading"
+        training_started = None
+        last_publish = last_db = 0.0
+        result: tuple | None = None
+        try:
+            while result is None:
+                if job.cancel.is_set() or self._stop.is_set():
+                    break
+                now = time.monotonic()
+                if now - last_db >= DB_INTERVAL_S:
+                    last_db = now
+                    if not self._still_running(job, step, total, metrics):
+                        break  # cancelled by another process, or the job row went with its pipeline
+                try:
+                    if not parent.poll(0.1):
+                        if not process.is_alive() and not parent.poll(0):
+                            result = ("died", process.exitcode)
+                        continue
+                    message = parent.recv()
+                except (EOFError, OSError):  # the child closed its end without a result: it died
+                    process.join(timeout=1.0)
+                    result = ("died", process.exitcode)
+                    continue
+                kind = message[0]
+                if kind == "stage":
+                    stage = message[1]
+                    if stage == "training":
+                        training_started = time.monotonic()
+                    self._progress(job.id, job.pipeline_id, job.name, step, total, metrics, None, stage)
+                elif kind == "progress":
+                    _, step, total, metrics = message
+                    if time.monotonic() - last_publish >= PROGRESS_INTERVAL_S or step == total:
+                        last_publish = time.monotonic()
+                        eta = None
+                        if training_started is not None and step and total:
+                            eta = (time.monotonic() - training_started) / step * (total - step)
+                        self._progress(job.id, job.pipeline_id, job.name, step, total, metrics, eta, "training")
+                else:
+                    result = message
+        finally:
+            if process.is_alive():
+                process.terminate()
+                process.join(KILL_GRACE_S)
+                if process.is_alive():
+                    process.kill()
+                    process.join()
+            parent.close()
+        duration = time.monotonic() - started
+        if result is None:  # cancelled (here or elsewhere) or the server is stopping
+            if not self._exists(job):
+                log.info("training job %s stopped: its pipeline was deleted", job.id)
+            elif self._stop.is_set() and not job.cancel.is_set():
+                self._finish_failed(job, "server_stopped", "the server stopped while this job was training; train again")
+            else:
+                self._finish_cancelled(job)
+        elif result[0] == "done":
+            self._finish_done(job, result[1], duration)
+        elif result[0] == "failed":
+            self._finish_failed(job, result[1], result[2])
+        else:
+            self._finish_failed(job, "worker_died", _death(result[1]))
+
+    def _exists(self, job: _Job) -> bool:
+        with self.db.session() as session:
+            return session.get(TrainingJob, job.id) is not None
+
+    def _still_running(self, job: _Job, step: int, total: int | None, metrics: dict[str, Any]) -> bool:
+        with self.db.session() as session:
+            return bool(session.execute(
+                update(TrainingJob).where(TrainingJob.id == job.id, TrainingJob.status == "running")
+                .values(step=step, total=total, progress=(step / total) if total else 0.0,
+                        metrics=_finite(metrics), heartbeat_at=utc_now())
+            ).rowcount)
+
+    def _progress(self, job_id, pipeline_id, name, step, total, metrics, eta, stage) -> None:
+        fraction = min(1.0, step / total) if total else 0.0
+        self.hub.announce("training_progress", {
+            "job_id": job_id, "pipeline_id": pipeline_id, "name": name, "step": step, "total": total,
+            "fraction": fraction, "metrics": _finite(metrics), "eta_s": None if eta is None else round(eta, 2),
+            "stage": stage,
+        })
+
+    def _finish_done(self, job: _Job, result: dict[str, Any], duration: float) -> None:
+        metrics = _finite(result["metrics"])
+        with self.db.session() as session:
+            done = session.execute(
+                update(TrainingJob).where(TrainingJob.id == job.id, TrainingJob.status == "running")
+                .values(status="succeeded", progress=1.0, step=result["steps"], total=result["steps"],
+                        metrics=metrics, finished_at=utc_now())
+            ).rowcount
+        if not done:  # cancelled in the same instant the training finished: cancel wins
+            self._finish_cancelled(job)
+            return
+        assert job.model_id is not None
+        model = self.registry.complete(job.model_id, metrics=metrics, signature=result["signature"], task=result["task"])
+        self.hub.announce("training_complete", {
+            "job_id": job.id, "pipeline_id": job.pipeline_id, "name": job.name, "model_id": job.model_id,
+            "metrics": metrics, "duration_s": round(duration, 3),
+        })
+        self.activity.record(
+            f"Training of {job.name} finished in {duration:.1f} s: {headline(metrics)} (model v{model['version']}).",
+            category="training", level="success", subject_type="model", subject_id=job.model_id,
+            source_type="training_complete",
+        )
+
+    def _finish_failed(self, job: _Job, code: str, message: str) -> None:
+        with self.db.session() as session:
+            session.execute(
+                update(TrainingJob).where(TrainingJob.id == job.id, TrainingJob.status.in_(ACTIVE))
+                .values(status="failed", error=message, finished_at=utc_now())
+            )
+        if job.model_id is not None:
+            self.registry.fail(job.model_id, message)
+        self.hub.announce("training_error", {
+            "job_id": job.id, "pipeline_id": job.pipeline_id, "name": job.name, "error": message, "code": code,
+        })
+        self.activity.record(f"Training of {job.name} failed: {message}", category="training", level="error",
+                             subject_type="job", subject_id=job.id, source_type="training_error")
+
+    def _finish_cancelled(self, job: _Job) -> None:
+        with self.db.session() as session:
+            session.execute(
+                update(TrainingJob).where(TrainingJob.id == job.id, TrainingJob.status.in_(ACTIVE))
+                .values(status="cancelled", error="cancelled by a user", finished_at=utc_now())
+            )
+        if job.model_id is not None:
+            self.registry.fail(job.model_id, "training cancelled")
+        self.hub.announce("training_error", {
+            "job_id": job.id, "pipeline_id": job.pipeline_id, "name": job.name,
+            "error": "cancelled by a user", "code": "cancelled",
+        })
+        self.activity.record(f"Training of {job.name} cancelled.", category="training", level="warning",
+                             subject_type="job", subject_id=job.id, source_type="training_error")
+
+    # -- owners that are gone ---------------------------------------------------------------------
+
+    def _heartbeat_loop(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            try:
+                with self._lock:
+                    mine = [j.id for j in self._jobs.values()]
+                if mine:
+                    with self.db.session() as session:
+                        session.execute(
+                            update(TrainingJob).where(TrainingJob.id.in_(mine), TrainingJob.status.in_(ACTIVE))
+                            .values(heartbeat_at=utc_now())
+                        )
+                self.recover()
+            except Exception:
+                log.exception("training heartbeat failed (retried in %.0f s)", HEARTBEAT_S)
+
+    def _orphaned(self, job: TrainingJob, now: dt.datetime) -> bool:
+        if job.external:
+            return job.heartbeat_at is not None and (now - job.heartbeat_at).total_seconds() > EXTERNAL_STALE_AFTER_S
+        if job.worker == self.worker_id:
+            return False
+        host, _, pid = (job.worker or "").rpartition(":")
+        if host == socket.gethostname() and pid.isdigit():
+            return int(pid) == os.getpid() or not _pid_alive(int(pid))
+        return job.heartbeat_at is None or (now - job.heartbeat_at).total_seconds() > STALE_AFTER_S
+
+    def recover(self) -> None:
+        """Fail the running jobs of processes that are gone and adopt their queued ones."""
+        now = utc_now()
+        failed: list[dict[str, Any]] = []
+        adopted: list[_Job] = []
+        with self.db.session() as session:
+            for job in session.scalars(select(TrainingJob).where(TrainingJob.status.in_(ACTIVE))):
+                if not self._orphaned(job, now):
+                    continue
+                if job.status == "queued" and not job.external:
+                    claimed = session.execute(
+                        update(TrainingJob).where(TrainingJob.id == job.id, TrainingJob.worker == job.worker,
+                                                  TrainingJob.status == "queued")
+                        .values(worker=self.worker_id, heartbeat_at=now)
+                    ).rowcount
+                    if claimed and job.pipeline_id is not None:
+                        adopted.append(_Job(job.id, job.pipeline_id, job.name or ""))
+                    continue
+                reason = (
+                    "the run stopped reporting for an hour" if job.external
+                    else "the server process running this job stopped (restart or crash) before it finished; train again"
+                )
+                gone = session.execute(
+                    update(TrainingJob).where(TrainingJob.id == job.id, TrainingJob.status == job.status,
+                                              TrainingJob.worker == job.worker)
+                    .values(status="failed", error=reason, finished_at=now)
+                ).rowcount
+                if gone:
+                    failed.append({"id": job.id, "pipeline_id": job.pipeline_id, "name": job.name, "model_id": job.model_id,
+                                   "reason": reason})
+        for item in failed:
+            if item["model_id"] is not None:
+                self.registry.fail(item["model_id"], item["reason"])
+            self.hub.announce("training_error", {
+                "job_id": item["id"], "pipeline_id": item["pipeline_id"], "name": item["name"],
+                "error": item["reason"], "code": "worker_lost",
+            })
+            self.activity.record(f"Training of {item['name']} failed: {item['reason']}", category="training",
+                                 level="error", subject_type="job", subject_id=item["id"], source_type="training_error")
+        for job in adopted:
+            log.info("training job %s adopted from a stopped process", job.id)
+            self._enqueue(job)
+
+    # -- external runs ----------------------------------------------------------------------------
+
+    def create_run(self, body: Any) -> dict[str, Any]:
+        values = check_fields(body, RUN_FIELDS, {"name"})
+        name, total, params = values.get("name"), values.get("total"), values.get("params") or {}
+        problems = {}
+        if not isinstance(name, str) or not name.strip() or len(name) > 100:
+            problems["name"] = "a name of 1 to 100 characters is required"
+        if total is not None and (isinstance(total, bool) or not isinstance(total, int) or total < 1):
+            problems["total"] = "must be an integer >= 1 or null"
+        if not isinstance(params, dict) or not all(
+            isinstance(v, (str, int, float, bool)) or v is None for v in params.values()
+        ):
+            problems["params"] = "must be an object of names to numbers, strings, booleans or null"
+        if problems:
+            raise Invalid("the run is not valid (" + "; ".join(f"{k}: {v}" for k, v in problems.items()) + ")", details=problems)
+        with self.db.session() as session:
+            job = TrainingJob(name=name.strip(), external=True, status="running", total=total,
+                              started_at=utc_now(), heartbeat_at=utc_now())
+            session.add(job)
+            session.flush()
+            item = job_item(job)
+        self._progress(item["id"], None, item["name"], 0, total, {}, None, "running")
+        shown = ", ".join(f"{k}={v}" for k, v in list(params.items())[:8])
+        self.activity.record(f"External run {item['name']} started" + (f" ({shown})." if shown else "."),
+                             category="training", subject_type="job", subject_id=item["id"],
+                             source_type="training_progress")
+        return item | {"params": params}
+
+    def _run_row(self, session, job_id: str) -> TrainingJob:
+        job = self._get(session, job_id)
+        if not job.external:
+            raise Conflict(f"job {job_id} is trained by the dashboard, not an external run", code="not_a_run")
+        if job.status != "running":
+            raise Conflict(f"run {job_id} is already {job.status}", code="run_finished", details={"status": job.status})
+        return job
+
+    def log_run(self, job_id: str, body: Any) -> dict[str, Any]:
+        entries = check_fields(body, {"entries"}, {"entries"})["entries"]
+        if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_LOG_ENTRIES:
+            raise Invalid(f"entries must be a list of 1 to {MAX_LOG_ENTRIES} objects", details={"entries": "bad length"})
+        last_step = -1
+        for i, entry in enumerate(entries):
+            _check_entry(i, entry, last_step)
+            last_step = entry["step"]
+        last = entries[-1]
+        with self.db.session() as session:
+            job = self._run_row(session, job_id)
+            total = last.get("total", job.total)
+            metrics = {**(job.metrics or {}), **_finite(last.get("metrics") or {})}
+            job.step, job.total, job.metrics, job.heartbeat_at = last["step"], total, metrics, utc_now()
+            job.progress = min(1.0, last["step"] / total) if total else 0.0
+            started, name = job.started_at, job.name
+        eta = None
+        if total and last["step"]:
+            elapsed = (utc_now() - started).total_seconds() if started else 0.0
+            eta = max(0.0, elapsed / last["step"] * (total - last["step"]))
+        self._progress(job_id, None, name, min(last["step"], total) if total else last["step"], total,
+                       last.get("metrics") or {}, eta, "running")
+        return {"accepted": len(entries)}
+
+    def finish_run(self, job_id: str, body: Any) -> dict[str, Any]:
+        values = check_fields(body if body is not None else {}, {"status", "error", "metrics"})
+        status = values.get("status", "succeeded")
+        if status not in ("succeeded", "failed"):
+            raise Invalid("status must be succeeded or failed", details={"status": "succeeded or failed"})
+        error = values.get("error")
+        if status == "failed" and (not isinstance(error, str) or not error.strip()):
+            raise Invalid("a failed run needs an error message", details={"error": "required when status is failed"})
+        metrics = values.get("metrics") or {}
+        if not isinstance(metrics, dict):
+            raise Invalid("metrics must be an object of names to numbers", details={"metrics": "object"})
+        _check_metrics("metrics", metrics)
+        with self.db.session() as session:
+            job = self._run_row(session, job_id)
+            job.status, job.finished_at = status, utc_now()
+            job.metrics = {**(job.metrics or {}), **_finite(metrics)}
+            if status == "failed":
+                job.error = error.strip()[:4000]
+            else:
+                job.progress = 1.0
+            item = job_item(job)
+            duration = (job.finished_at - job.started_at).total_seconds() if job.started_at else 0.0
+        if status == "succeeded":
+            self.hub.announce("training_complete", {
+                "job_id": job_id, "pipeline_id": None, "name": item["name"], "model_id": None,
+                "metrics": item["metrics"], "duration_s": round(max(duration, 0.0), 3),
+            })
+            self.activity.record(f"External run {item['name']} finished: {headline(item['metrics']) or 'done'}.",
+                                 category="training", level="success", subject_type="job", subject_id=job_id,
+                                 source_type="training_complete")
+        else:
+            self.hub.announce("training_error", {
+                "job_id": job_id, "pipeline_id": None, "name": item["name"], "error": item["error"], "code": "run_failed",
+            })
+            self.activity.record(f"External run {item['name']} failed: {item['error']}", category="training",
+                                 level="error", subject_type="job", subject_id=job_id, source_type="training_error")
+        return item
+
+    def active_count(self) -> int:
+        with self.db.session() as session:
+            return session.scalar(select(func.count()).select_from(TrainingJob).where(TrainingJob.status.in_(ACTIVE))) or 0
+
+
+def _child_entry(spec: dict[str, Any], conn: Any) -> None:
+    from ml.worker import run_job
+
+    run_job(spec, conn)
+
+
+def _finite(metrics: dict[str, Any]) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    for key, value in (metrics or {}).items():
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            continue
+        out[str(key)] = number if number == number and abs(number) != float("inf") else None
+    return out
+
+
+def _check_metrics(where: str, metrics: dict[str, Any]) -> None:
+    for key, value in metrics.items():
+        if not isinstance(key, str) or not key or len(key) > 64:
+            raise Invalid(f"{where}: metric names are strings of 1 to 64 characters", details={where: key})
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise Invalid(f"{where}.{key}: a metric is a number or null", details={f"{where}.{key}": "number or null"})
+    if len(metrics) > 50:
+        raise Invalid(f"{where}: at most 50 metrics", details={where: "too many"})
+
+
+def _check_entry(i: int, entry: Any, last_step: int) -> None:
+    where = f"entries[{i}]"
+    if not isinstance(entry, dict) or set(entry) - {"step", "total", "metrics"} or "step" not in entry:
+        raise Invalid(f"{where}: an entry is {{step, total?, metrics?}}", details={where: "step, total, metrics"})
+    step, total = entry["step"], entry.get("total")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise Invalid(f"{where}.step: an integer >= 0", details={f"{where}.step": "integer >= 0"})
+    if step < last_step:
+        raise Invalid(f"{where}.step: steps must not go back ({step} after {last_step})", details={f"{where}.step": "non-decreasing"})
+    if total is not None and (isinstance(total, bool) or not isinstance(total, int) or total < 1):
+        raise Invalid(f"{where}.total: an integer >= 1", details={f"{where}.total": "integer >= 1"})
+    metrics = entry.get("metrics") or {}
+    if not isinstance(metrics, dict):
+        raise Invalid(f"{where}.metrics: an object of names to numbers", details={f"{where}.metrics": "object"})
+    _check_metrics(f"{where}.metrics", metrics)
