@@ -23,7 +23,7 @@ from sqlalchemy import select, update
 from events.hub import Hub
 from services.errors import Conflict, Invalid, NotFound
 from storage.db import Database
-from storage.models import Model, PredictionMinute
+from storage.models import Model, Pipeline, PredictionMinute
 
 log = logging.getLogger(__name__)
 
@@ -125,27 +125,20 @@ class Serving:
     def _deployed(self, pipeline_id: int) -> int:
         with self._lock:
             cached = self._routes.get(pipeline_id)
-        if cached is not None and time.monotonic() - cached[1] < ROUTE_TTL_S and cached[0] is not None:
+        if cached is not None and cached[0] is not None and time.monotonic() - cached[1] < ROUTE_TTL_S:
             return cached[0]
         with self.db.session() as session:
-            model_id = session.scalar(
-                select(Model.id).where(Model.pipeline_id == pipeline_id, Model.status == "deployed")
-            )
-            known = model_id is not None or session.scalar(select(Model.pipeline_id).where(Model.pipeline_id == pipeline_id).limit(1))
-        if model_id is None and cached is not None and cached[0] is not None:
-            model_id = cached[0]  # mid-switch in another process: keep serving the version we had
-        if model_id is None:
-            from storage.models import Pipeline
-
-            with self.db.session() as session:
-                exists = session.get(Pipeline, pipeline_id) is not None
-            if not exists:
-                raise NotFound(f"no pipeline with id {pipeline_id}", code="pipeline_not_found")
-            raise Conflict(
-                f"pipeline {pipeline_id} has no deployed model"
-                + ("; deploy a version with POST /api/v1/models/<id>/deploy" if known else "; train one first"),
-                code="not_deployed",
-            )
+            model_id = session.scalar(select(Model.id).where(Model.pipeline_id == pipeline_id, Model.status == "deployed"))
+            if model_id is None and cached is not None and cached[0] is not None:
+                model_id = cached[0]  # another process is mid-switch: keep serving the version this one had
+            if model_id is None:
+                if session.get(Pipeline, pipeline_id) is None:
+                    raise NotFound(f"no pipeline with id {pipeline_id}", code="pipeline_not_found")
+                raise Conflict(
+                    f"pipeline {pipeline_id} has no deployed model: deploy a trained version with "
+                    "POST /api/v1/models/<id>/deploy",
+                    code="not_deployed",
+                )
         self.route(pipeline_id, model_id)
         return model_id
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -17,17 +18,18 @@ from tests.processes import ROOT, free_port, wait_http
 pytestmark = pytest.mark.redis
 
 
-@pytest.fixture
-def gunicorn(tmp_path: Path, redis_url: str):
+@contextlib.contextmanager
+def start_gunicorn(tmp_path: Path, workers: int = 2, **env: str):
+    """The documented deployment: ``workers`` gthread workers of ``app:server`` on a free port."""
     port = free_port()
-    env = dict(os.environ, MLOPS_EVENT_LOG=redis_url, MLOPS_DATA_DIR=str(tmp_path), MLOPS_STATS_INTERVAL_S="0.25")
+    environ = dict(os.environ, MLOPS_DATA_DIR=str(tmp_path), **env)
     log = open(tmp_path / "gunicorn.log", "w")
     cmd = [
         str(Path(sys.executable).parent / "gunicorn"),
-        "--no-control-socket", "-w", "2", "-k", "gthread", "--threads", "20",
+        "--no-control-socket", "-w", str(workers), "-k", "gthread", "--threads", "20",
         "--graceful-timeout", "2", "-b", f"127.0.0.1:{port}", "app:server",
     ]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=environ, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_http(f"http://127.0.0.1:{port}/api/v1/health", timeout=30)
 
@@ -44,6 +46,12 @@ def gunicorn(tmp_path: Path, redis_url: str):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture
+def gunicorn(tmp_path: Path, redis_url: str):
+    with start_gunicorn(tmp_path, MLOPS_EVENT_LOG=redis_url, MLOPS_STATS_INTERVAL_S="0.25") as server:
+        yield server
 
 
 def health(i: int) -> dict:
