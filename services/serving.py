@@ -164,6 +164,8 @@ class Serving:
         except trainer.InvalidInstances as exc:
             raise Invalid(exc.message, code="invalid_instances", details=exc.details) from None
         result = trainer.predict(loaded.estimator, loaded.task, frame, loaded.signature.get("classes"))
+        if loaded.signature.get("classes") is not None:
+            result["classes"] = loaded.signature["classes"]  # the order of each row of probabilities
         result.update({"model_id": loaded.model_id, "version": loaded.version})
         self._count(loaded, (time.perf_counter() - started) * 1000.0, len(frame))
         return result
