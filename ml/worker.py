@@ -24,6 +24,8 @@ import joblib
 from ml import trainer
 
 NICENESS = 10  # training yields the CPU to the web server and its WebSockets
+# The server publishes at most ~10 training_progress events per second: metrics for more are not computed.
+REPORT_INTERVAL_S = 0.1
 
 
 def run_job(spec: dict[str, Any], conn: Any) -> None:
@@ -42,6 +44,7 @@ def run_job(spec: dict[str, Any], conn: Any) -> None:
             kind=spec["kind"],
             params=spec.get("params") or {},
             report=lambda step, total, metrics: conn.send(("progress", step, total, metrics)),
+            report_interval_s=REPORT_INTERVAL_S,
         )
         conn.send(("stage", "saving"))
         signature = {

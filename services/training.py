@@ -35,7 +35,7 @@ from services.errors import Conflict, DomainError, Invalid, NotFound
 from services.pipelines import check_fields
 from services.registry import Registry, headline
 from storage.db import Database
-from storage.models import Model, Pipeline, TrainingJob, utc_now
+from storage.models import Pipeline, TrainingJob, utc_now
 
 log = logging.getLogger(__name__)
 
