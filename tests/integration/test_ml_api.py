@@ -363,3 +363,20 @@ def test_external_run_api_validates(live_server):
     assert call(live_server, "POST", url + "/finish", {"status": "failed", "error": "CUDA out of memory"})[0] == 200
     assert_error(call(live_server, "POST", url + "/log", {"entries": [{"step": 3}]}), 409, "run_finished")
     assert call(live_server, "GET", f"/api/v1/jobs/{run['id']}")[1]["error"] == "CUDA out of memory"
+
+
+def test_stopping_the_server_fails_its_running_job_with_that_reason(make_live_server, settings):
+    server = make_live_server(settings)
+    pipeline = slow_pipeline(server)
+    client = Client(server.ws_url)
+    try:
+        job_id = train(server, pipeline["id"])
+        process = running_process(server, job_id)
+        server.runtime.training.stop()  # what runtime.stop() does first on a graceful shutdown
+        error = job_events(client, job_id)[-1]
+    finally:
+        client.close()
+    assert error["type"] == "training_error" and error["data"]["code"] == "server_stopped"
+    assert not process.is_alive()
+    job = server.runtime.training.get_job(job_id)
+    assert job["status"] == "failed" and "server stopped" in job["error"]
