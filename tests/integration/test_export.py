@@ -111,7 +111,7 @@ def test_openapi_documents_every_route(live_server):
             continue
         path = rule.rule.removeprefix("/api/v1")
         path = path.replace("<chart_name>", "{chart}").replace("<fmt>", "{format}")
-        path = re.sub(r"<int\([^)]*\):(\w+)>", r"{\1}", path)
+        path = re.sub(r"<(?:\w+)(?:\([^)]*\))?:(\w+)>", r"{\1}", path)  # <int(max=..):id>, <string(length=32):id>
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             registered.add((path, method))
     assert documented == registered
