@@ -14,6 +14,10 @@
  * dash_clientside.set_props; a coalesced write loses nothing. Live graphs are extended with
  * Plotly.extendTraces from the dispatcher's own sample window (what dcc.Graph's extendData does),
  * each graph remembering the last sample seq it drew.
+ *
+ * Later panels (mlops_live_data.js, mlops_live_ml.js) add handlers to `mlops.handlers`, painters
+ * to `mlops.painters` (run after each frame and on every tick) and hooks to `mlops.snapshotHooks`
+ * (run whenever a snapshot is applied, `redraw` true after a reset).
  */
 (function () {
   "use strict";
@@ -49,6 +53,9 @@
   mlops.latency = []; // ms from the event's server timestamp to its handler (bounded)
   mlops.connection = []; // [{text, t}] every badge change, newest last (bounded)
   mlops.counters = { frames: 0, handled: 0, duplicates: 0, gaps: 0, resumes: 0, resets: 0, reconnects: 0 };
+  mlops.painters = mlops.painters || [];
+  mlops.snapshotHooks = mlops.snapshotHooks || [];
+  mlops.TRACE_MAX = TRACE_MAX;
 
   const noUpdate = () => window.dash_clientside.no_update;
   const setProps = (id, props) => window.dash_clientside.set_props(id, props);
@@ -117,6 +124,13 @@
     S.dirty.kpi = true;
     S.dirty.health = redraw;
     S.dirty.badge = true;
+    for (const hook of mlops.snapshotHooks) {
+      try {
+        hook(snap, redraw);
+      } catch (err) {
+        console.error("mlops: snapshot hook failed", err);
+      }
+    }
   }
 
   // ---- handlers (one per event type) ------------------------------------------------------------
@@ -138,7 +152,8 @@
   const keepLatest = (e) => {
     mlops.latest[e.type] = e;
   };
-  // Handlers of later panels (mlops_live_data.js) may register first: theirs win over keepLatest.
+  // Handlers of later panels (mlops_live_data.js, mlops_live_ml.js) win over keepLatest, whichever
+  // file loads first.
   mlops.handlers = Object.assign(
     {
       system_stats: onSystemStats,
@@ -182,6 +197,7 @@
     const gd = el && (el.classList.contains("js-plotly-plot") ? el : el.querySelector(".js-plotly-plot"));
     return gd && gd.data && window.Plotly ? gd : null;
   }
+  mlops.graphDiv = graphDiv;
   // Each graph div remembers the newest sample seq it shows and the generation it was drawn in. A div
   // it has not drawn (first paint, a page just navigated to, a reset) gets the whole window at once;
   // after that only newer samples are appended, trimmed to max_points.
@@ -247,6 +263,13 @@
     if (S.dirty.health && document.getElementById(ids().HEALTH_LIST)) {
       S.dirty.health = false;
       setProps(ids().HEALTH_STORE, { data: { components: Object.assign({}, S.health) } });
+    }
+    for (const painter of mlops.painters) {
+      try {
+        painter();
+      } catch (err) {
+        console.error("mlops: painter failed", err);
+      }
     }
   }
 

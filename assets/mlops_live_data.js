@@ -1,6 +1,7 @@
 /*
  * Browser side of the data plane: the upload (file sent by the browser straight to the REST endpoint,
- * with progress), the live datasets / pipelines tables, the activity feed and toasts.
+ * with progress), uploads in progress elsewhere, the live datasets / pipelines tables, the activity
+ * feed and toasts. `mlops.html` shares the element builders and formatters with mlops_live_ml.js.
  *
  * Tables and the feed are drawn by clientside callbacks from dcc.Stores; event handlers keep a copy
  * of each collection and write the whole (small) collection back with set_props, so a write the
@@ -30,6 +31,7 @@
   }
   const fmtInt = (n) => (n === null || n === undefined ? "—" : Number(n).toLocaleString("en-US"));
   const when = (ts) => (ts ? new Date(ts).toLocaleString() : "");
+  mlops.html = { H: H, DBC: DBC, fmtInt: fmtInt, fmtBytes: fmtBytes, when: when };
 
   // ---- toasts -----------------------------------------------------------------------------------
   let toasts = [];
@@ -46,7 +48,7 @@
           duration: 6000,
           dismissable: true,
           is_open: true,
-          className: "mb-2 mlops-toast",
+          className: "mb-2 mlops-toast mlops-toast-" + (t.icon || "primary"),
           children: t.body,
         })
       ),
@@ -97,16 +99,66 @@
     mlops.setIfShown(i.UPLOAD_STATUS, { children: text, className: "small upload-status " + (className || "") });
   }
 
+  // Uploads sent by other tabs or scripts: listed under the upload card until they complete or fail.
+  const others = (mlops.upload.others = new Map());
+  let othersVersion = 0;
+  const OTHERS_MAX = 20;
+  function noteOther(e, done) {
+    if (e.data.upload_id === upload.id) return;
+    const key = String(e.data.upload_id);
+    if (done) others.delete(key);
+    else {
+      others.delete(key); // re-inserted last: the newest activity sorts last
+      others.set(key, Object.assign({ seen: Date.now() }, e.data));
+      while (others.size > OTHERS_MAX) others.delete(others.keys().next().value);
+    }
+    othersVersion += 1;
+  }
+  function otherRow(u) {
+    const fraction =
+      u.fraction !== null && u.fraction !== undefined ? u.fraction : u.bytes_total ? u.bytes_received / u.bytes_total : null;
+    const pct = fraction === null ? null : Math.round(100 * fraction);
+    const detail =
+      u.stage === "parsing"
+        ? "parsing" + (pct === null ? "" : " " + pct + "%") + " · " + fmtInt(u.rows_parsed) + " rows"
+        : "receiving" + (pct === null ? "" : " " + pct + "%") + " · " + fmtBytes(u.bytes_received);
+    return H("Div", { className: "small other-upload mt-2", "data-upload-id": String(u.upload_id) }, [
+      H("Div", { className: "d-flex justify-content-between" }, [H("Span", { className: "fw-semibold" }, u.filename), H("Span", { className: "text-muted" }, detail)]),
+      H("Div", { className: "progress", style: { height: "0.4rem" } }, H("Div", { className: "progress-bar progress-bar-striped progress-bar-animated bg-info", style: { width: (pct === null ? 100 : pct) + "%" } })),
+    ]);
+  }
+  function drawOthers() {
+    const el = document.getElementById(mlops.ids().UPLOADS_LIST);
+    if (!el) return;
+    const stale = Date.now() - 10 * 60 * 1000; // an upload silent this long has gone without a word
+    for (const [key, u] of others) {
+      if (u.seen < stale) {
+        others.delete(key);
+        othersVersion += 1;
+      }
+    }
+    if (el._mlopsVersion === othersVersion) return;
+    el._mlopsVersion = othersVersion;
+    const rows = Array.from(others.values()).map(otherRow);
+    mlops.setProps(mlops.ids().UPLOADS_LIST, {
+      children: rows.length ? [H("Div", { className: "small text-muted mt-3" }, "Uploads in progress elsewhere")].concat(rows) : [],
+    });
+  }
+  mlops.painters.push(drawOthers);
+
   function onUploadProgress(e) {
+    noteOther(e, false);
     if (e.data.upload_id !== upload.id || e.data.stage !== "parsing") return;
     upload.stage = "parsing";
     const pct = e.data.fraction === null ? 100 : Math.round(100 * e.data.fraction);
     progress(pct, "Parsing " + pct + "% · " + fmtInt(e.data.rows_parsed) + " rows", "info", true);
   }
   function onUploadComplete(e) {
+    noteOther(e, true);
     mlops.toast("Upload complete", (e.data.name || e.data.filename) + ": " + fmtInt(e.data.rows) + " rows, " + e.data.columns + " columns.", "success");
   }
   function onUploadError(e) {
+    noteOther(e, true);
     mlops.toast("Upload failed", e.data.filename + ": " + e.data.error, "danger");
   }
 
@@ -261,6 +313,8 @@
               H("Td", {}, p.model),
               H("Td", { className: "font-monospace small" }, JSON.stringify(p.params || {})),
               H("Td", { className: "text-nowrap" }, [
+                // Train is a plain button: mlops_live_ml.js posts to the training endpoint on click.
+                H("Button", { className: "btn btn-sm btn-outline-primary me-1", "data-action": "train", "data-pipeline-id": String(p.id), "data-name": p.name }, "Train"),
                 H("Button", { id: { type: "pipeline-edit", id: p.id }, className: "btn btn-sm btn-outline-secondary me-1", n_clicks: 0 }, "Edit"),
                 H("Button", { id: { type: "pipeline-delete", id: p.id }, className: "btn btn-sm btn-outline-danger", n_clicks: 0 }, "Delete"),
               ]),

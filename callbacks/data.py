@@ -1,4 +1,8 @@
-"""Datasets and pipelines pages: form actions (server), tables and feed (clientside, from stores)."""
+"""Data and ML pages: form actions (server); tables, feed and ML KPIs (clientside, from stores).
+
+The clientside functions live in ``assets/mlops_live_data.js`` (datasets, pipelines, activity) and
+``assets/mlops_live_ml.js`` (jobs, models, the overview's ML KPIs).
+"""
 
 from __future__ import annotations
 
@@ -28,6 +32,23 @@ def register(app: Dash, runtime: Runtime) -> None:
         (ids.ACTIVITY_STORE, ids.ACTIVITY_LIST, "renderActivity"),
     ):
         app.clientside_callback(ClientsideFunction("mlops_data", fn), Output(target, "children"), Input(store, "data"))
+    app.clientside_callback(
+        ClientsideFunction("mlops_ml", "renderJobs"), Output(ids.JOBS_TABLE, "children"), Input(ids.JOBS_STORE, "data")
+    )
+    app.clientside_callback(
+        ClientsideFunction("mlops_ml", "renderModels"),
+        Output(ids.MODELS_TABLE, "children"),
+        Output(ids.MODEL_ENDPOINT, "children"),
+        Input(ids.MODELS_STORE, "data"),
+    )
+    # The overview's jobs and models join the browser's collections; the KPIs follow events from there.
+    app.clientside_callback(
+        ClientsideFunction("mlops_ml", "seedOverview"),
+        Output(ids.KPI_TRAININGS, "children"),
+        Output(ids.KPI_DEPLOYED, "children"),
+        Output(ids.KPI_PREDICTIONS, "children"),
+        Input(ids.ML_STORE, "data"),
+    )
 
     @app.callback(
         Output(ids.DATASET_PROFILE, "children"),

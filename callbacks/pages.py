@@ -1,4 +1,4 @@
-"""Routing: overview at the root, ``datasets``, ``pipelines``, and ``embed/<chart>`` for one live chart."""
+"""Routing: overview at the root, ``datasets``, ``pipelines``, ``training``, ``models``, and ``embed/<chart>``."""
 
 from __future__ import annotations
 
@@ -8,9 +8,20 @@ from dash import Dash, Input, Output
 
 from components import ids
 from components.datasets import datasets_page
+from components.models import models_page
 from components.pipelines import pipelines_page
 from components.shell import embed, overview
+from components.training import training_page
 from services.runtime import Runtime
+
+JOBS_SHOWN = 50  # newest jobs shown, plus every active one (the "Active trainings" KPI counts them all)
+
+
+def _jobs(runtime: Runtime) -> list[dict]:
+    jobs = {j["id"]: j for j in runtime.training.list_jobs(limit=JOBS_SHOWN)}
+    for status in ("running", "queued"):
+        jobs.update({j["id"]: j for j in runtime.training.list_jobs(limit=500, status=status)})
+    return list(jobs.values())
 
 
 def register(app: Dash, runtime: Runtime, api_base: str) -> None:
@@ -30,4 +41,13 @@ def register(app: Dash, runtime: Runtime, api_base: str) -> None:
             return datasets_page(runtime.datasets.list()), {}
         if path == "pipelines":
             return pipelines_page(runtime.pipelines.list(), runtime.datasets.list()), {}
-        return overview(snapshot, api_base, runtime.activity.list(limit=20)), {}
+        if path == "training":
+            return training_page(_jobs(runtime)), {}
+        if path == "models":
+            return models_page(runtime.registry.list_models()), {}
+        ml = {
+            "jobs": _jobs(runtime),
+            "models": runtime.registry.list_models(),
+            "rates": runtime.serving.rates(),
+        }
+        return overview(snapshot, api_base, runtime.activity.list(limit=20), ml), {}

@@ -68,3 +68,8 @@ def disk_io(url: str, last: str | None = None, theme: str = "light") -> go.Figur
 
 def network(url: str, last: str | None = None, theme: str = "light") -> go.Figure:
     return figure(url, "network", last, theme)
+
+
+def prediction_volume(url: str, last: str | None = None, theme: str = "light") -> go.Figure:
+    """Requests per second served, one line per model."""
+    return figure(url, "prediction_volume", last, theme)

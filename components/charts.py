@@ -7,6 +7,7 @@ browser extends each graph's traces with the sample fields listed here, in the s
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,7 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from components import ids
-from components.figures import THEMES, style_axes, time_series, trace
+from components.figures import THEMES, lines, style_axes, time_series, trace
 
 Trace = tuple[str, str]  # (sample field, legend label)
 
@@ -28,10 +29,15 @@ class Chart:
     percent: bool = False
     y_title: str = ""
     source: str = "system_stats"  # the event type whose samples it plots
+    snapshot_key: str = "samples"  # where the page snapshot (services/live_state.py) keeps them
 
     @property
     def fields(self) -> list[str]:
         return [field for field, _ in self.traces]
+
+    def row(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The sample fields of one ``source`` event payload (export, CSV)."""
+        return {f: data[f] for f in self.fields}
 
     def figure(self, samples: Sequence[dict[str, Any]], theme: str = "light", title: bool = True) -> go.Figure:
         return time_series(
@@ -88,9 +94,69 @@ SYSTEM_STATS = SystemStatsChart(
     "system_stats", "System", ids.GRAPH_SYSTEM, tuple(t for panel in PANELS for t in panel.traces)
 )
 
-CHARTS: dict[str, Chart] = {chart.name: chart for chart in (SYSTEM_STATS, *PANELS)}
+# A model that served nothing for this many report intervals drew 0 requests/s meanwhile: its line drops
+# to zero instead of joining two distant points (assets/mlops_live_ml.js applies the same rule).
+IDLE_INTERVALS = 2.5
+
+
+def _parse(ts: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(ts.replace("Z", "+00:00"))
+
+
+def _iso(value: dt.datetime) -> str:
+    return value.astimezone(dt.timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def volume_series(samples: Sequence[dict[str, Any]]) -> dict[Any, tuple[list[str], list[float]]]:
+    """model id -> (times, requests per second), in order of first appearance, idle gaps drawn as zero."""
+    series: dict[Any, tuple[list[str], list[float]]] = {}
+    last: dict[Any, tuple[dt.datetime, float]] = {}
+    for s in samples:
+        x, y = series.setdefault(s["model_id"], ([], []))
+        t, interval = _parse(s["t"]), float(s["interval_s"])
+        previous = last.get(s["model_id"])
+        if previous is not None and (t - previous[0]).total_seconds() > IDLE_INTERVALS * previous[1]:
+            x += [_iso(previous[0] + dt.timedelta(seconds=previous[1])), _iso(t - dt.timedelta(seconds=interval))]
+            y += [0.0, 0.0]
+        x.append(s["t"])
+        y.append(s["count"] / interval)
+        last[s["model_id"]] = (t, interval)
+    return series
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictionVolumeChart(Chart):
+    """Requests per second served, one line per model; a model gets its line when it first serves."""
+
+    columns: tuple[str, ...] = ()
+
+    @property
+    def fields(self) -> list[str]:
+        return list(self.columns)
+
+    def row(self, data: dict[str, Any]) -> dict[str, Any]:
+        rate = round(data["count"] / data["interval_s"], 6)
+        return {f: rate if f == "rate" else data.get(f) for f in self.columns}
+
+    def figure(self, samples: Sequence[dict[str, Any]], theme: str = "light", title: bool = True) -> go.Figure:
+        series = [(f"model {model_id}", x, y) for model_id, (x, y) in volume_series(samples).items()]
+        return lines(series, title=self.title if title else None, y_title=self.y_title, theme=theme, hover="%{y:.3~f}/s")
+
+
+PREDICTION_VOLUME = PredictionVolumeChart(
+    "prediction_volume",
+    "Prediction volume",
+    ids.GRAPH_PREDICTIONS,
+    (),
+    y_title="requests/s",
+    source="prediction_volume",
+    snapshot_key="predictions",
+    columns=("model_id", "pipeline_id", "rate", "count", "interval_s", "total", "latency_p50_ms", "latency_p95_ms"),
+)
+
+CHARTS: dict[str, Chart] = {chart.name: chart for chart in (SYSTEM_STATS, *PANELS, PREDICTION_VOLUME)}
 
 
 def browser_charts() -> dict[str, list[str]]:
-    """graph id -> sample field of each trace, for the browser dispatcher."""
-    return {chart.graph_id: chart.fields for chart in CHARTS.values()}
+    """graph id -> sample field of each trace, for the dispatcher's system-stats window."""
+    return {chart.graph_id: chart.fields for chart in CHARTS.values() if chart.source == "system_stats"}

@@ -28,6 +28,7 @@ def upload_card() -> dbc.Card:
                 dbc.Input(id=ids.UPLOAD_NAME, placeholder="Dataset name (default: the file name)", className="mb-2"),
                 dbc.Progress(id=ids.UPLOAD_PROGRESS, value=0, label="", className="mb-2 upload-progress", style={"height": "1.4rem"}),
                 html.Div(id=ids.UPLOAD_STATUS, className="small upload-status"),
+                html.Div(id=ids.UPLOADS_LIST, className="uploads-list"),  # uploads from other tabs and scripts
             ]
         ),
         className="shadow-sm mb-3",

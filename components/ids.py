@@ -24,6 +24,16 @@ GRAPH_MEM = "graph-mem"
 GRAPH_DISK = "graph-disk"
 GRAPH_NET = "graph-net"
 
+# Overview: the ML plane (KPIs from jobs, models and prediction volume; one line per serving model)
+ML_STORE = "ml-store"  # jobs and models at render time, merged into the browser's collections
+KPI_TRAININGS = "kpi-trainings"
+KPI_TRAININGS_SUB = "kpi-trainings-sub"
+KPI_DEPLOYED = "kpi-deployed"
+KPI_DEPLOYED_SUB = "kpi-deployed-sub"
+KPI_PREDICTIONS = "kpi-predictions"
+KPI_PREDICTIONS_SUB = "kpi-predictions-sub"
+GRAPH_PREDICTIONS = "graph-predictions"
+
 # Overview: component health
 HEALTH_STORE = "health-store"
 HEALTH_LIST = "health-list"
@@ -55,6 +65,7 @@ UPLOAD_STATUS = "upload-status"
 DATASETS_STORE = "datasets-store"
 DATASETS_TABLE = "datasets-table"
 DATASET_PROFILE = "dataset-profile"
+UPLOADS_LIST = "uploads-list"  # uploads in progress anywhere (other tabs, scripts)
 
 # Pipelines page
 PIPELINES_STORE = "pipelines-store"
@@ -70,6 +81,23 @@ PIPELINE_SUBMIT = "pipeline-submit"
 PIPELINE_CANCEL = "pipeline-cancel"
 PIPELINE_FEEDBACK = "pipeline-feedback"
 PIPELINE_FORM_TITLE = "pipeline-form-title"
+
+# Training page
+JOBS_STORE = "jobs-store"
+JOBS_TABLE = "jobs-table"
+CURVES_TITLE = "curves-title"
+GRAPH_TRAIN_LOSS = "graph-train-loss"
+GRAPH_TRAIN_SCORE = "graph-train-score"
+
+# Models page
+MODELS_STORE = "models-store"
+MODELS_TABLE = "models-table"
+MODEL_ENDPOINT = "model-endpoint"
+MODEL_CURL = "model-curl"
+
+# The jobs and models tables are drawn in the browser, which also writes live values straight into
+# their cells: {"type": "job-bar" | "job-percent" | "job-eta" | "job-metrics" | "job-duration" |
+# "model-predictions", "id": <job or model id>} (assets/mlops_live_ml.js; no callback uses them).
 
 # Overview: activity feed; shell: toasts
 ACTIVITY_STORE = "activity-store"

@@ -14,11 +14,12 @@ from components.figures import THEMES
 from components.activity import activity_panel
 from components.datasets import datasets_page
 from components.health import health_panel
+from components.models import models_page
 from components.pipelines import pipelines_page
-from components.system import GRAPH_CONFIG, charts, kpi_row
+from components.system import GRAPH_CONFIG, charts, kpi_row, ml_kpi_row
+from components.training import training_page
 
-
-PAGES = (("Overview", ""), ("Datasets", "datasets"), ("Pipelines", "pipelines"))
+PAGES = (("Overview", ""), ("Datasets", "datasets"), ("Pipelines", "pipelines"), ("Training", "training"), ("Models", "models"))
 
 
 def navbar(base: str) -> dbc.Navbar:
@@ -47,13 +48,21 @@ def navbar(base: str) -> dbc.Navbar:
     )
 
 
-def overview(snapshot: dict[str, Any], api_base: str, activity: list[dict[str, Any]]) -> dbc.Container:
+def overview(
+    snapshot: dict[str, Any],
+    api_base: str,
+    activity: list[dict[str, Any]],
+    ml: dict[str, Any] | None = None,
+) -> dbc.Container:
+    """``ml``: ``jobs``, ``models`` and ``rates`` (predictions per model in the last 60 s) at render time."""
+    ml = ml or {}
     return dbc.Container(
         [
             kpi_row(),
+            ml_kpi_row(ml.get("jobs", []), ml.get("models", []), ml.get("rates", {})),
             dbc.Row(
                 [
-                    dbc.Col(charts(snapshot["samples"], api_base), lg=9),
+                    dbc.Col(charts(snapshot, api_base), lg=9),
                     dbc.Col([health_panel(snapshot["health"]), activity_panel(activity)], lg=3),
                 ]
             ),
@@ -69,7 +78,7 @@ def embed(chart_name: str, snapshot: dict[str, Any], theme: str) -> html.Div:
         known = ", ".join(sorted(CHARTS))
         return html.Div(f"Unknown chart {chart_name!r}. Charts: {known}.", className="alert alert-warning m-3")
     theme = theme if theme in THEMES else "light"
-    figure = chart.figure(snapshot["samples"], theme=theme)
+    figure = chart.figure(snapshot[chart.snapshot_key], theme=theme)
     figure.update_layout(height=None, autosize=True)
     return html.Div(
         dcc.Graph(id=chart.graph_id, figure=figure, config=GRAPH_CONFIG, style={"height": "100vh"}),
@@ -102,6 +111,8 @@ def validation_layout(snapshot: dict[str, Any], config: dict[str, Any]) -> html.
             overview(snapshot, "", []),
             datasets_page([]),
             pipelines_page([], []),
+            training_page([]),
+            models_page([]),
             *(embed(name, snapshot, "light") for name in CHARTS),
         ]
     )

@@ -71,7 +71,7 @@ def samples(event_log: EventLog, chart: Chart, last_s: float, history: int) -> l
     out = []
     for event in events:
         if event.type == chart.source and event.ts >= cutoff:
-            out.append({"t": event.ts, "seq": event.seq, **{f: event.data[f] for f in chart.fields}})
+            out.append({"t": event.ts, "seq": event.seq, **chart.row(event.data)})
     return out
 
 

@@ -1,4 +1,4 @@
-"""What the page shows at first paint: recent system stats and component health, at a known seq.
+"""What the page shows at first paint: recent system stats, prediction volume and health, at a known seq.
 
 ``LiveState`` is a ``Listener`` of the hub, so it has seen exactly the events up to ``seq``; the page's
 snapshot carries that seq and the WebSocket resumes right after it.
@@ -26,6 +26,9 @@ SAMPLE_FIELDS = (
     "net_recv_bps",
 )
 
+# Prediction-volume samples: what the chart and the "Predictions / min" KPI need (JS reads the same names).
+VOLUME_FIELDS = ("model_id", "pipeline_id", "count", "total", "interval_s")
+
 MAX_COMPONENTS = 200  # health rows kept; beyond that the longest-unchanged one goes
 STATUS_RANK = {"healthy": 0, "degraded": 1, "down": 2}
 
@@ -45,6 +48,7 @@ class LiveState(Listener):
         self.samples: collections.deque[dict[str, Any]] = collections.deque(maxlen=self.chart_points)
         self.latest_stats: dict[str, Any] | None = None
         self.latest_stats_seq = 0
+        self.predictions: collections.deque[dict[str, Any]] = collections.deque(maxlen=self.chart_points)
         self.health: dict[str, dict[str, Any]] = {}
 
     def bootstrap(self, epoch: str, seq: int, events: list[Event]) -> None:
@@ -73,6 +77,9 @@ class LiveState(Listener):
                 }
                 while len(self.health) > MAX_COMPONENTS:
                     del self.health[next(iter(self.health))]
+            elif event.type == EventType.PREDICTION_VOLUME.value:
+                data = event.data
+                self.predictions.append({"seq": event.seq, "t": event.ts, **{k: data[k] for k in VOLUME_FIELDS}})
             self.seq = event.seq
 
     def health_statuses(self) -> dict[str, str]:
@@ -91,6 +98,7 @@ class LiveState(Listener):
                 "seq": self.seq,
                 "samples": list(self.samples),
                 "latest_stats": self.latest_stats,
+                "predictions": list(self.predictions),
                 "health": {
                     "status": worst([c["status"] for c in self.health.values()]),
                     "components": dict(self.health),

@@ -82,12 +82,17 @@ def second_browser():
 
 def wait_css(driver, selector: str, timeout: float = 10.0, text: str | None = None):
     """Poll the page of ``driver`` until ``selector`` exists (and contains ``text``)."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = driver.find_elements(By.CSS_SELECTOR, selector)
-        if found and (text is None or any(text in f.text for f in found)):
-            return found[0]
+        try:  # live parts of the page are redrawn at any time: an element found may be gone a moment later
+            found = driver.find_elements(By.CSS_SELECTOR, selector)
+            matching = [f for f in found if text is None or text in f.text]
+        except StaleElementReferenceException:
+            matching = []
+        if matching:
+            return matching[0]
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {selector!r}" + (f" containing {text!r}" if text else ""))
