@@ -150,8 +150,8 @@ class Run:
 
     @property
     def url(self) -> str | None:
-        """The run's record on the dashboard (``GET <url>/api/v1/jobs/<id>``); None until it is created."""
-        return f"{self._api}/jobs/{self.id}" if self.id else None
+        """The dashboard's Training page, where the run shows; None until the run is created."""
+        return f"{self.base}/training" if self.id else None
 
     @property
     def pending(self) -> int:

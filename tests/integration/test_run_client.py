@@ -311,7 +311,7 @@ def test_path_prefix_params_and_metric_values(fake_dashboard):
         {"step": 1, "metrics": {"loss": 0.25}},
     ]
     assert server.finished[run.id] == {"status": "succeeded", "metrics": {"acc": 0.75}}
-    assert run.url == f"{server.url}/api/v1/jobs/{run.id}"
+    assert run.url == f"{server.url}/training"
 
 
 def test_an_exception_inside_with_fails_the_run_and_propagates(fake_dashboard):

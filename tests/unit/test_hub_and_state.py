@@ -61,6 +61,22 @@ def test_snapshot_holds_bounded_samples_and_health_at_its_seq():
         hub.stop()
 
 
+def test_snapshot_keeps_the_last_prediction_volume_samples():
+    hub, state = make_hub(chart_points=3)
+    hub.start()
+    try:
+        for i in range(5):
+            hub.publish("prediction_volume", {"model_id": 7, "pipeline_id": 2, "count": i + 1, "total": 10 * (i + 1),
+                                              "interval_s": 1.0, "latency_p50_ms": 1.5, "latency_p95_ms": 3.0})
+        assert wait_until(lambda: state.snapshot()["seq"] == 5)
+        predictions = state.snapshot()["predictions"]
+        assert [p["seq"] for p in predictions] == [3, 4, 5]  # bounded like the chart samples
+        assert predictions[-1] == {"seq": 5, "t": predictions[-1]["t"], "model_id": 7, "pipeline_id": 2,
+                                   "count": 5, "total": 50, "interval_s": 1.0}
+    finally:
+        hub.stop()
+
+
 def test_new_process_bootstraps_its_snapshot_from_the_log():
     log = open_event_log("memory://")
     for i in range(3):
