@@ -380,3 +380,19 @@ def test_stopping_the_server_fails_its_running_job_with_that_reason(make_live_se
     assert not process.is_alive()
     job = server.runtime.training.get_job(job_id)
     assert job["status"] == "failed" and "server stopped" in job["error"]
+
+
+def test_an_external_batch_gives_the_curve_several_points(live_server):
+    status, run = call(live_server, "POST", "/api/v1/runs", {"name": "batched", "total": 20})
+    assert status == 201
+    client = Client(live_server.ws_url)
+    try:
+        entries = [{"step": i, "metrics": {"loss": 1.0 / i}} for i in range(1, 21)]
+        assert call(live_server, "POST", f"/api/v1/runs/{run['id']}/log", {"entries": entries})[0] == 200
+        events = client.until(lambda e: e["type"] == "training_progress" and e["data"]["step"] == 20)
+    finally:
+        client.close()
+    steps = [e["data"]["step"] for e in events if e["type"] == "training_progress" and e["data"]["job_id"] == run["id"]]
+    assert len(steps) == 10 and steps == sorted(set(steps)) and steps[0] == 1 and steps[-1] == 20
+    losses = [e["data"]["metrics"]["loss"] for e in events if e["type"] == "training_progress" and e["data"]["step"] > 0]
+    assert losses == sorted(losses, reverse=True)  # each point carries its own step's metrics
