@@ -7,7 +7,7 @@ from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from api.errors import ApiError
-from api.params import int_param, json_body
+from api.params import id_param, int_param, json_body
 from services.runtime import Runtime
 
 UPLOAD_ENV = "mlops.upload"
@@ -113,5 +113,5 @@ def register(bp: Blueprint) -> None:
     @bp.get("/activity")
     def list_activity():
         limit = int_param("limit", 50, minimum=1, maximum=500)
-        before = int_param("before", 0, minimum=1, maximum=MAX_ID) if request.args.get("before") else None
+        before = id_param("before", MAX_ID)
         return jsonify({"items": _runtime().activity.list(limit=limit, before=before)})

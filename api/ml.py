@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from api.data import MAX_ID
 from api.errors import ApiError
-from api.params import int_param, json_body
+from api.params import id_param, int_param, json_body
 from services.runtime import Runtime
 
 JOB_ID = "<string(length=32):job_id>"
@@ -34,7 +34,7 @@ def register(bp: Blueprint) -> None:
         if status is not None and status not in JOB_STATUSES:
             raise ApiError(f"status must be one of {', '.join(JOB_STATUSES)}", code="invalid_parameter",
                            details={"status": status})
-        pipeline_id = int_param("pipeline_id", 0, minimum=1, maximum=MAX_ID) if request.args.get("pipeline_id") else None
+        pipeline_id = id_param("pipeline_id", MAX_ID)
         limit = int_param("limit", 50, minimum=1, maximum=500)
         return jsonify({"items": _runtime().training.list_jobs(limit=limit, pipeline_id=pipeline_id, status=status)})
 
@@ -60,8 +60,7 @@ def register(bp: Blueprint) -> None:
 
     @bp.get("/models")
     def list_models():
-        pipeline_id = int_param("pipeline_id", 0, minimum=1, maximum=MAX_ID) if request.args.get("pipeline_id") else None
-        return jsonify({"items": _runtime().registry.list_models(pipeline_id)})
+        return jsonify({"items": _runtime().registry.list_models(id_param("pipeline_id", MAX_ID))})
 
     @bp.get(f"/models/<int(max={MAX_ID}):model_id>")
     def get_model(model_id: int):

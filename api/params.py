@@ -23,6 +23,11 @@ def int_param(name: str, default: int, minimum: int = 0, maximum: int | None = N
     return value
 
 
+def id_param(name: str, maximum: int = 2**31 - 1) -> int | None:
+    """An optional id filter (``?pipeline_id=3``): None when absent."""
+    return int_param(name, 0, minimum=1, maximum=maximum) if request.args.get(name) else None
+
+
 MAX_JSON_BYTES = 1 << 20  # JSON bodies are small; only dataset uploads may be large
 
 
