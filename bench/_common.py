@@ -111,6 +111,28 @@ def machine_facts() -> str:
     )
 
 
+def code_versions(*paths: str) -> str:
+    """Short content hashes of files under test, marked when they differ from HEAD: other people may be
+    editing them while a benchmark runs, so a result names the exact code it measured."""
+    import hashlib
+
+    out = []
+    for rel in paths:
+        try:
+            digest = hashlib.sha256((ROOT / rel).read_bytes()).hexdigest()[:10]
+        except OSError:
+            out.append(f"{rel} missing")
+            continue
+        try:
+            status = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", rel],
+                                    capture_output=True, text=True, timeout=5).stdout.strip()[:2].strip()
+        except (OSError, subprocess.SubprocessError):
+            status = "?"
+        mark = {"": "committed", "M": "modified", "??": "untracked", "A": "added"}.get(status, status)
+        out.append(f"{rel} sha256:{digest} ({mark})")
+    return "; ".join(out)
+
+
 class ServerStartError(RuntimeError):
     """The dashboard did not come up (import error, bad setting, port ...); the message has its log tail."""
 
