@@ -922,6 +922,9 @@ def prepare_instances(schema: list[dict[str, Any]], instances: Any) -> pd.DataFr
         for column in schema:
             name = column["name"]
             value = instance.get(name, _ABSENT)
+            if type(value) is float and column["type"] == "number" and math.isfinite(value):
+                values[name].append(value)  # the common case, without a call per cell
+                continue
             if value is _ABSENT or value is None:
                 if column.get("required", True):
                     what = "lacks" if value is _ABSENT else "has null for"
@@ -932,6 +935,9 @@ def prepare_instances(schema: list[dict[str, Any]], instances: Any) -> pd.DataFr
                 values[name].append(np.nan)
             else:
                 values[name].append(_convert(column, value, row))
+    if all(c["type"] == "number" for c in schema):
+        # One float block, not a column each: building it and selecting from it is several times faster.
+        return pd.DataFrame(np.array([values[name] for name in names], dtype="float64").T, columns=names, copy=False)
     return _as_frame(
         {c["name"]: np.array(values[c["name"]], dtype="float64" if c["type"] == "number" else object) for c in schema},
         schema,

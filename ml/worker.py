@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import joblib
+from threadpoolctl import threadpool_limits
 
 from ml import trainer
 
@@ -37,15 +38,18 @@ def run_job(spec: dict[str, Any], conn: Any) -> None:
         conn.send(("stage", "loading"))
         frame = trainer.load_frame(spec["path"], spec.get("dialect"))
         conn.send(("stage", "training"))
-        result = trainer.train(
-            frame,
-            target=spec["target"],
-            features=spec.get("features"),
-            kind=spec["kind"],
-            params=spec.get("params") or {},
-            report=lambda step, total, metrics: conn.send(("progress", step, total, metrics)),
-            report_interval_s=REPORT_INTERVAL_S,
-        )
+        # One math-library thread per training process: jobs run side by side (MLOPS_TRAINING_WORKERS),
+        # and between the small products of per-step scoring, a second BLAS thread only spins.
+        with threadpool_limits(limits=1):
+            result = trainer.train(
+                frame,
+                target=spec["target"],
+                features=spec.get("features"),
+                kind=spec["kind"],
+                params=spec.get("params") or {},
+                report=lambda step, total, metrics: conn.send(("progress", step, total, metrics)),
+                report_interval_s=REPORT_INTERVAL_S,
+            )
         conn.send(("stage", "saving"))
         signature = {
             "columns": result.schema,
