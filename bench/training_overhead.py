@@ -31,8 +31,8 @@ wall and CPU seconds per call (CPU = this process, all its threads: BLAS threads
 here), the overheads as the median of the per-round paired differences (variant - none) / none, on
 wall and on CPU time, reports per call, and the trainer's own ``Result.seconds`` breakdown (median):
 prepare, fit, progress (intermediate metrics), callbacks (time inside ``report``: the pipe), final.
-``--blas-threads 1`` limits BLAS/OpenMP to one thread (threadpoolctl); the default leaves the
-libraries' default, as the worker runs.
+``--blas-threads`` limits BLAS/OpenMP threads (threadpoolctl); the default 1 is what the worker
+uses (``ml/worker.py``); 0 leaves the libraries' default.
 
 Datasets (written to a temp dir, deleted afterwards): ``breast_cancer`` (scikit-learn's bundled CSV
 as is: 569 rows, 30 features, 2 classes), ``digits`` (bundled, 1,797 rows, 64 features, 10 classes,
@@ -345,8 +345,8 @@ def main() -> int:
     ap.add_argument("--min-sample-s", type=float, default=0.3, help="a sample repeats train() until it lasts this long (default 0.3)")
     ap.add_argument("--round-budget-s", type=float, default=20.0,
                     help="fewer rounds (at least 3) when one round of the variants takes longer than this / --repeats (default 20)")
-    ap.add_argument("--blas-threads", type=int, default=0,
-                    help="limit BLAS/OpenMP threads (threadpoolctl); 0 = the libraries' default, as the worker runs (default 0)")
+    ap.add_argument("--blas-threads", type=int, default=1,
+                    help="limit BLAS/OpenMP threads (threadpoolctl); 1 = as the worker trains, 0 = the libraries' default (default 1)")
     ap.add_argument("--no-plain", action="store_true", help="skip the plain scikit-learn fit")
     ap.add_argument("--wait-quiet", type=float, default=30.0, help="wait up to this many s for an idle machine first")
     args = ap.parse_args()
