@@ -981,7 +981,10 @@ def _convert(column: dict[str, Any], value: Any, row: int) -> Any:
         return value
     if isinstance(value, (int, float)):
         # JSON's 1 and 1.0 are one number; the training text may have been either "1" or "1.0".
-        candidates = [str(value), str(float(value))] if isinstance(value, int) else [str(value)]
+        try:
+            candidates = [str(value), str(float(value))] if isinstance(value, int) else [str(value)]
+        except OverflowError:  # an integer past float range has only its digits
+            candidates = [str(value)]
         if isinstance(value, float) and value.is_integer():
             candidates.append(str(int(value)))
         seen = column.get("categories") or ()

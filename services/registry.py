@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from events.hub import Hub
 from services.activity import ActivityFeed
@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEPLOYABLE = ("ready", "retired", "deployed")
+# "deploying" too: a process that died while loading must not leave the version undeployable.
+DEPLOYABLE = ("ready", "retired", "deployed", "deploying")
 HEADLINE = ("accuracy", "r2")  # the metric a sentence about a model quotes
 
 
@@ -162,20 +163,22 @@ class Registry:
                 self.announce(item, "deploying", message)
                 raise Conflict(message, code="load_failed") from exc
             with self.db.session() as session:
-                # Lock the pipeline row: two processes deploying versions of one pipeline take turns.
+                # Lock the pipeline row: two processes deploying versions of one pipeline take turns
+                # (PostgreSQL). On SQLite the first write below takes the database's write lock, and
+                # retiring is one conditional UPDATE, so no process acts on a stale read.
                 session.scalars(select(Pipeline).where(Pipeline.id == item["pipeline_id"]).with_for_update()).first()
+                retired_ids = session.scalars(
+                    update(Model)
+                    .where(Model.pipeline_id == item["pipeline_id"], Model.status == "deployed", Model.id != model_id)
+                    .values(status="retired", updated_at=utc_now())
+                    .returning(Model.id),
+                    execution_options={"synchronize_session": False},
+                ).all()
                 model = self._get(session, model_id, lock=True)
-                retired = [
-                    m for m in session.scalars(
-                        select(Model).where(Model.pipeline_id == model.pipeline_id, Model.status == "deployed", Model.id != model.id)
-                    )
-                ]
-                for old in retired:
-                    old.status = "retired"
                 model.status, model.deployed_at = "deployed", utc_now()
                 session.flush()
                 result = model_item(model, self.api_base)
-                retired_items = [old.to_dict() for old in retired]
+                retired_items = [session.get(Model, rid).to_dict() for rid in retired_ids]
                 pipeline_name = model.pipeline.name
             self.serving.route(result["pipeline_id"], model_id)
             for old in retired_items:

@@ -44,6 +44,7 @@ class Loaded:
     estimator: Any
     task: str
     signature: dict[str, Any]
+    path: str  # with pipeline and version, tells a reused id (SQLite reuses a deleted row's) from this model
     checked_at: float
 
 
@@ -102,15 +103,15 @@ class Serving:
                 facts = (row.pipeline_id, row.version, row.task, row.signature, row.artifact_path)
             with self._lock:
                 loaded = self._models.get(model_id)
-                if loaded is not None:  # loaded before: only the check was due
-                    loaded.checked_at = time.monotonic()
+                if loaded is not None and (loaded.pipeline_id, loaded.version, loaded.path) == (facts[0], facts[1], facts[4]):
+                    loaded.checked_at = time.monotonic()  # the same model: only the check was due
                     return loaded
             pipeline_id, version, task, signature, path = facts
             try:
                 bundle = joblib.load(Path(path))
             except FileNotFoundError:
                 raise Conflict(f"the artifact of model {model_id} is missing ({path})", code="artifact_missing") from None
-            loaded = Loaded(model_id, pipeline_id, version, bundle["model"], task, signature, time.monotonic())
+            loaded = Loaded(model_id, pipeline_id, version, bundle["model"], task, signature, path, time.monotonic())
             with self._lock:
                 self._models[model_id] = loaded
                 while len(self._models) > MAX_LOADED:
@@ -163,7 +164,10 @@ class Serving:
             frame = trainer.prepare_instances(loaded.signature["columns"], body["instances"])
         except trainer.InvalidInstances as exc:
             raise Invalid(exc.message, code="invalid_instances", details=exc.details) from None
-        result = trainer.predict(loaded.estimator, loaded.task, frame, loaded.signature.get("classes"))
+        try:
+            result = trainer.predict(loaded.estimator, loaded.task, frame, loaded.signature.get("classes"))
+        except ValueError as exc:  # e.g. a finite number too large for the model's float32 trees
+            raise Invalid(f"the model cannot use these values: {exc}", code="invalid_instances") from None
         if loaded.signature.get("classes") is not None:
             result["classes"] = loaded.signature["classes"]  # the order of each row of probabilities
         result.update({"model_id": loaded.model_id, "version": loaded.version})
@@ -201,13 +205,14 @@ class Serving:
         try:
             with self.db.session() as session:
                 totals = {}
-                for model_id, meter in meters.items():
+                for model_id, meter in sorted(meters.items()):  # one lock order in every process: no deadlock
                     totals[model_id] = session.execute(
                         update(Model).where(Model.id == model_id)
                         .values(predictions=Model.predictions + meter.count)
                         .returning(Model.predictions)
                     ).scalar()
-                    _add_minute(session, self.db.dialect, model_id, minute, meter.count, sum(meter.latencies))
+                    if totals[model_id] is not None:  # None: the model was deleted while it served
+                        _add_minute(session, self.db.dialect, model_id, minute, meter.count, sum(meter.latencies))
         except Exception:
             with self._lock:  # nothing lost: the counts go out with the next flush
                 for model_id, meter in meters.items():

@@ -19,8 +19,10 @@ from __future__ import annotations
 import concurrent.futures
 import datetime as dt
 import logging
+import math
 import multiprocessing
 import os
+import secrets
 import signal
 import socket
 import threading
@@ -35,7 +37,7 @@ from services.errors import Conflict, DomainError, Invalid, NotFound
 from services.pipelines import check_fields
 from services.registry import Registry, headline
 from storage.db import Database
-from storage.models import Pipeline, TrainingJob, utc_now
+from storage.models import Pipeline, TrainingJob, new_job_id, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,8 @@ ACTIVE = ("queued", "running")
 FINISHED = ("succeeded", "failed", "cancelled")
 RUN_FIELDS = {"name", "total", "params"}
 MAX_LOG_ENTRIES = 1000
+MAX_STEP = 2**31 - 1  # the columns are 32-bit integers
+MAX_PARAMS, MAX_PARAM_TEXT = 50, 200
 
 
 def job_item(job: TrainingJob) -> dict[str, Any]:
@@ -108,7 +112,9 @@ class Training:
         self.registry = registry
         self.workers = workers
         self.queue_limit = queue_limit
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        # host:pid:nonce: the nonce tells this process from an earlier one that had the same pid
+        # (PID 1 in a container, a recycled gunicorn worker pid).
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._ctx = multiprocessing.get_context("forkserver")
         self._ctx.set_forkserver_preload(["ml.worker"])
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -134,6 +140,8 @@ class Training:
             self._pool.shutdown(wait=True, cancel_futures=True)
         if self._heart is not None:
             self._heart.join(timeout=HEARTBEAT_S + 1)
+        with self._lock:
+            self._jobs.clear()  # queued ones never started: the next start() (or another process) adopts them
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -169,18 +177,27 @@ class Training:
                 f"{waiting} training jobs are already waiting (MLOPS_TRAINING_QUEUE={self.queue_limit}); try again later",
                 code="queue_full", status=429,
             )
-        with self.db.session() as session:
-            pipeline = session.get(Pipeline, pipeline_id)
-            if pipeline is None:
-                raise NotFound(f"no pipeline with id {pipeline_id}", code="pipeline_not_found")
-            job = TrainingJob(
-                pipeline_id=pipeline.id, name=pipeline.name, status="queued",
-                worker=self.worker_id, heartbeat_at=utc_now(),
-            )
-            session.add(job)
-            session.flush()
-            item = job_item(job)
-        self._enqueue(_Job(item["id"], pipeline_id, item["name"]))
+        local = _Job(new_job_id(), pipeline_id, "")
+        with self._lock:  # known here before its row exists: recover() must not take it for an orphan
+            self._jobs[local.id] = local
+        try:
+            with self.db.session() as session:
+                pipeline = session.get(Pipeline, pipeline_id)
+                if pipeline is None:
+                    raise NotFound(f"no pipeline with id {pipeline_id}", code="pipeline_not_found")
+                job = TrainingJob(
+                    id=local.id, pipeline_id=pipeline.id, name=pipeline.name, status="queued",
+                    worker=self.worker_id, heartbeat_at=utc_now(),
+                )
+                session.add(job)
+                session.flush()
+                item = job_item(job)
+        except BaseException:
+            with self._lock:
+                self._jobs.pop(local.id, None)
+            raise
+        local.name = item["name"]
+        self._enqueue(local)
         self._progress(item["id"], pipeline_id, item["name"], 0, None, {}, None, "queued")
         self.activity.record(
             f"Training of {item['name']} queued.", category="training", subject_type="job", subject_id=item["id"],
@@ -200,12 +217,15 @@ class Training:
             job = self._get(session, job_id)
             if job.external:
                 raise Conflict("an external run is finished by its script (POST /api/v1/runs/<id>/finish)", code="external_run")
-            was = job.status
-            done = session.execute(
-                update(TrainingJob).where(TrainingJob.id == job_id, TrainingJob.status.in_(ACTIVE))
-                .values(status="cancelled", error="cancelled by a user", finished_at=utc_now())
-            ).rowcount
-            if not done:
+            values = {"status": "cancelled", "error": "cancelled by a user", "finished_at": utc_now()}
+            was = None
+            for status in ACTIVE:  # queued first: a job that starts meanwhile is then cancelled as running
+                if session.execute(
+                    update(TrainingJob).where(TrainingJob.id == job_id, TrainingJob.status == status).values(**values)
+                ).rowcount:
+                    was = status
+                    break
+            if was is None:
                 raise Conflict(f"job {job_id} already {job.status}", code="job_finished", details={"status": job.status})
             session.expire(job)
             item = job_item(job)
@@ -243,7 +263,9 @@ class Training:
             ).rowcount
             if not claimed:
                 return None
-            pipeline = session.get(Pipeline, job.pipeline_id)
+            # Locked (PostgreSQL; SQLite's write lock is already held): two jobs of one pipeline
+            # starting at once take turns numbering their versions.
+            pipeline = session.scalars(select(Pipeline).where(Pipeline.id == job.pipeline_id).with_for_update()).first()
             if pipeline is None:
                 return None
             version = pipeline.dataset.versions[-1]
@@ -326,7 +348,7 @@ class Training:
         duration = time.monotonic() - started
         if result is None:  # cancelled (here or elsewhere) or the server is stopping
             if not self._exists(job):
-                log.info("training job %s stopped: its pipeline was deleted", job.id)
+                self._pipeline_gone(job)
             elif self._stop.is_set() and not job.cancel.is_set():
                 self._finish_failed(job, "server_stopped", "the server stopped while this job was training; train again")
             else:
@@ -366,8 +388,8 @@ class Training:
                 .values(status="succeeded", progress=1.0, step=result["steps"], total=result["steps"],
                         metrics=metrics, finished_at=utc_now())
             ).rowcount
-        if not done:  # cancelled in the same instant the training finished: cancel wins
-            self._finish_cancelled(job)
+        if not done:  # cancelled (or its pipeline deleted) in the same instant the training finished
+            self._finish_cancelled(job) if self._exists(job) else self._pipeline_gone(job)
             return
         assert job.model_id is not None
         model = self.registry.complete(job.model_id, metrics=metrics, signature=result["signature"], task=result["task"])
@@ -380,6 +402,13 @@ class Training:
             category="training", level="success", subject_type="model", subject_id=job.model_id,
             source_type="training_complete",
         )
+
+    def _pipeline_gone(self, job: _Job) -> None:
+        """The job's row went with its pipeline: only the live pages still need to hear the end."""
+        self.hub.announce("training_error", {
+            "job_id": job.id, "pipeline_id": job.pipeline_id, "name": job.name,
+            "error": "the pipeline was deleted while this job was training", "code": "pipeline_deleted",
+        })
 
     def _finish_failed(self, job: _Job, code: str, message: str) -> None:
         with self.db.session() as session:
@@ -428,13 +457,16 @@ class Training:
                 log.exception("training heartbeat failed (retried in %.0f s)", HEARTBEAT_S)
 
     def _orphaned(self, job: TrainingJob, now: dt.datetime) -> bool:
+        """Whether the process named by ``job.worker`` no longer looks after the job."""
         if job.external:
             return job.heartbeat_at is not None and (now - job.heartbeat_at).total_seconds() > EXTERNAL_STALE_AFTER_S
         if job.worker == self.worker_id:
-            return False
-        host, _, pid = (job.worker or "").rpartition(":")
+            with self._lock:
+                return job.id not in self._jobs  # ours, but no supervisor has it (it failed, or stop() came)
+        host, pid, _nonce = (job.worker or "::").split(":", 2) if (job.worker or "").count(":") >= 2 else ("", "", "")
         if host == socket.gethostname() and pid.isdigit():
-            return int(pid) == os.getpid() or not _pid_alive(int(pid))
+            if int(pid) == os.getpid() or not _pid_alive(int(pid)):
+                return True  # an earlier process with our pid, or a process that is gone
         return job.heartbeat_at is None or (now - job.heartbeat_at).total_seconds() > STALE_AFTER_S
 
     def recover(self) -> None:
@@ -488,12 +520,14 @@ class Training:
         problems = {}
         if not isinstance(name, str) or not name.strip() or len(name) > 100:
             problems["name"] = "a name of 1 to 100 characters is required"
-        if total is not None and (isinstance(total, bool) or not isinstance(total, int) or total < 1):
-            problems["total"] = "must be an integer >= 1 or null"
-        if not isinstance(params, dict) or not all(
-            isinstance(v, (str, int, float, bool)) or v is None for v in params.values()
+        if total is not None and (isinstance(total, bool) or not isinstance(total, int) or not 1 <= total <= MAX_STEP):
+            problems["total"] = f"must be an integer from 1 to {MAX_STEP} or null"
+        if not isinstance(params, dict) or len(params) > MAX_PARAMS or not all(
+            (isinstance(v, (str, int, float, bool)) or v is None) and len(str(k)) <= 64 and len(str(v)) <= MAX_PARAM_TEXT
+            for k, v in params.items()
         ):
-            problems["params"] = "must be an object of names to numbers, strings, booleans or null"
+            problems["params"] = (f"must be an object of at most {MAX_PARAMS} names (64 characters) to numbers, "
+                                  f"strings of at most {MAX_PARAM_TEXT} characters, booleans or null")
         if problems:
             raise Invalid("the run is not valid (" + "; ".join(f"{k}: {v}" for k, v in problems.items()) + ")", details=problems)
         with self.db.session() as session:
@@ -545,9 +579,13 @@ class Training:
             self._run_published[job_id] = now
             while len(self._run_published) > 1000:
                 self._run_published.pop(next(iter(self._run_published)))
-        count = max(1, min(len(entries), 10, int(since / PROGRESS_INTERVAL_S)))
+        count = min(len(entries), 10, int(since / PROGRESS_INTERVAL_S))
+        if count == 0:  # the last event went out less than 0.1 s ago: the row has the news
+            with self._lock:
+                self._run_published[job_id] -= since
+            return {"accepted": len(entries)}
         picked = [entries[len(entries) - 1 - round(i * (len(entries) - 1) / max(1, count - 1))] for i in range(count)][::-1]
-        for entry in picked if count > 1 else [last]:
+        for entry in picked:
             step_total = entry.get("total", total)
             self._progress(job_id, None, name, min(entry["step"], step_total) if step_total else entry["step"], step_total,
                            entry.get("metrics") or {}, eta if entry is last else None, "running")
@@ -609,6 +647,8 @@ def _finite(metrics: dict[str, Any]) -> dict[str, float | None]:
             number = float(value)
         except (TypeError, ValueError):
             continue
+        except OverflowError:  # an integer past float range
+            number = math.inf if value > 0 else -math.inf
         out[str(key)] = number if number == number and abs(number) != float("inf") else None
     return out
 
@@ -628,12 +668,12 @@ def _check_entry(i: int, entry: Any, last_step: int) -> None:
     if not isinstance(entry, dict) or set(entry) - {"step", "total", "metrics"} or "step" not in entry:
         raise Invalid(f"{where}: an entry is {{step, total?, metrics?}}", details={where: "step, total, metrics"})
     step, total = entry["step"], entry.get("total")
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise Invalid(f"{where}.step: an integer >= 0", details={f"{where}.step": "integer >= 0"})
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= MAX_STEP:
+        raise Invalid(f"{where}.step: an integer from 0 to {MAX_STEP}", details={f"{where}.step": "integer >= 0"})
     if step < last_step:
         raise Invalid(f"{where}.step: steps must not go back ({step} after {last_step})", details={f"{where}.step": "non-decreasing"})
-    if total is not None and (isinstance(total, bool) or not isinstance(total, int) or total < 1):
-        raise Invalid(f"{where}.total: an integer >= 1", details={f"{where}.total": "integer >= 1"})
+    if total is not None and (isinstance(total, bool) or not isinstance(total, int) or not 1 <= total <= MAX_STEP):
+        raise Invalid(f"{where}.total: an integer from 1 to {MAX_STEP}", details={f"{where}.total": "integer >= 1"})
     metrics = entry.get("metrics") or {}
     if not isinstance(metrics, dict):
         raise Invalid(f"{where}.metrics: an object of names to numbers", details={f"{where}.metrics": "object"})

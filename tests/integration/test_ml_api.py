@@ -396,3 +396,53 @@ def test_an_external_batch_gives_the_curve_several_points(live_server):
     assert len(steps) == 10 and steps == sorted(set(steps)) and steps[0] == 1 and steps[-1] == 20
     losses = [e["data"]["metrics"]["loss"] for e in events if e["type"] == "training_progress" and e["data"]["step"] > 0]
     assert losses == sorted(losses, reverse=True)  # each point carries its own step's metrics
+
+
+def test_recover_fails_jobs_no_process_looks_after(live_server):
+    """Jobs of an earlier process with this pid, and this process's own unsupervised ones, are not left running."""
+    import socket as _socket
+
+    from storage.models import TrainingJob
+
+    path = sklearn_csv("iris.csv")
+    _, pipeline = make_pipeline(live_server, path, "linear", {"max_iter": 5})
+    training = live_server.runtime.training
+    earlier = f"{_socket.gethostname()}:{os.getpid()}:00000000"  # same host and pid, another incarnation
+    with live_server.runtime.db.session() as session:
+        session.add_all([
+            TrainingJob(id="a" * 32, pipeline_id=pipeline["id"], name="was running", status="running", worker=earlier),
+            TrainingJob(id="b" * 32, pipeline_id=pipeline["id"], name="own, unsupervised", status="running",
+                        worker=training.worker_id),
+            TrainingJob(id="c" * 32, pipeline_id=pipeline["id"], name="was queued", status="queued", worker=earlier),
+        ])
+    client = Client(live_server.ws_url)
+    try:
+        training.recover()
+        errors = client.until(lambda e: e["type"] == "training_error" and e["data"]["job_id"] == "b" * 32)
+    finally:
+        client.close()
+    assert {e["data"]["job_id"] for e in errors if e["type"] == "training_error"} >= {"a" * 32, "b" * 32}
+    for job_id in ("a" * 32, "b" * 32):
+        job = call(live_server, "GET", f"/api/v1/jobs/{job_id}")[1]
+        assert job["status"] == "failed" and "stopped" in job["error"]
+    adopted = wait_job(live_server, "c" * 32, "succeeded", "failed")  # adopted and trained here
+    assert adopted["status"] == "succeeded" and adopted["worker"] == training.worker_id
+
+
+def test_out_of_range_values_are_client_errors(live_server):
+    path = sklearn_csv("breast_cancer.csv")
+    dataset, pipeline = make_pipeline(live_server, path, "random_forest", {"n_estimators": 5})
+    model_id = wait_job(live_server, train(live_server, pipeline["id"]), "succeeded")["model_id"]
+    names = [c["name"] for c in dataset["columns"] if c["name"] != "target"]
+    row = {name: 1.0 for name in names} | {names[0]: 1e300}  # finite in JSON, too large for the trees' float32
+    status, body = call(live_server, "POST", f"/api/v1/models/{model_id}/predict", {"instances": [row]})
+    assert status == 422 and body["error"]["code"] == "invalid_instances", body
+    status, run = call(live_server, "POST", "/api/v1/runs", {"name": "tokens"})
+    assert_error(call(live_server, "POST", f"/api/v1/runs/{run['id']}/log", {"entries": [{"step": 2**31}]}),
+                 422, "validation_failed")
+    assert_error(call(live_server, "POST", "/api/v1/runs", {"name": "big", "params": {"notes": "x" * 100_000}}),
+                 422, "validation_failed")
+    status, _ = call(live_server, "POST", f"/api/v1/runs/{run['id']}/log",
+                     {"entries": [{"step": 1, "metrics": {"loss": 10**400}}]})
+    assert status == 200
+    assert call(live_server, "GET", f"/api/v1/jobs/{run['id']}")[1]["metrics"] == {"loss": None}

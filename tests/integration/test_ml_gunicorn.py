@@ -22,7 +22,7 @@ def test_train_deploy_and_count_predictions_across_workers(tmp_path, redis_url, 
         dataset, pipeline = make_pipeline(server, path, "linear", {"max_iter": 10})
         job = wait_job(server, train(server, pipeline["id"]), "succeeded", "failed")
         assert job["status"] == "succeeded", job
-        assert job["worker"] and job["worker"].rsplit(":", 1)[1].isdigit()
+        assert job["worker"] and job["worker"].split(":")[1].isdigit()  # host:pid:nonce
         status, model = call(server, "POST", f"/api/v1/models/{job['model_id']}/deploy")
         assert status == 200 and model["status"] == "deployed"
 
