@@ -42,6 +42,10 @@ def register(bp: Blueprint) -> None:
     def get_job(job_id: str):
         return jsonify(_runtime().training.get_job(job_id))
 
+    @bp.get(f"/jobs/{JOB_ID}/progress")
+    def job_progress(job_id: str):
+        return jsonify({"job_id": job_id, "items": _runtime().training.progress_history(job_id)})
+
     @bp.post(f"/jobs/{JOB_ID}/cancel")
     def cancel_job(job_id: str):
         return jsonify(_runtime().training.cancel(job_id))

@@ -329,6 +329,13 @@ def _ml_paths() -> dict[str, Any]:
             "parameters": [_job_id()],
             "get": {"summary": "One job", "responses": {"200": _json(_ref("Job")), **_errors(404)}},
         },
+        "/jobs/{job_id}/progress": {
+            "parameters": [_job_id()],
+            "get": {
+                "summary": "The job's progress points (step, total, metrics, ts) the event log still keeps: its curves",
+                "responses": {"200": _json({"type": "object"}), **_errors(404)},
+            },
+        },
         "/jobs/{job_id}/cancel": {
             "parameters": [_job_id()],
             "post": {"summary": "Cancel a queued or running job", "responses": {"200": _json(_ref("Job")), **_errors(404, 409)}},

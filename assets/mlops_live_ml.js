@@ -617,10 +617,39 @@
     gd._mlopsSeq = newest;
   }
 
+  // A job's earlier points (before this page opened) come from the server's event history, once
+  // per job, merged with what arrived live.
+  const backfilled = new Set(); // asked for
+  const answered = new Set(); // and heard back
+  function backfill(jobId) {
+    // Only ids the server makes (32 hex): jobs announced by hand through POST /events have no record.
+    if (!jobId || backfilled.has(jobId) || !/^[0-9a-f]{32}$/.test(jobId)) return;
+    backfilled.add(jobId);
+    api("GET", "jobs/" + encodeURIComponent(jobId) + "/progress")
+      .then((body) => {
+        answered.add(jobId);
+        const byStep = new Map();
+        for (const item of (body && body.items) || []) byStep.set(item.step, item.metrics);
+        const curve = ml.curves.get(jobId);
+        for (const p of curve ? curve.points : []) byStep.set(p.step, p.m);
+        if (!byStep.size || (curve && byStep.size === curve.points.length)) return drawCurves();
+        ml.curves.delete(jobId);
+        for (const step of Array.from(byStep.keys()).sort((a, b) => a - b)) record(jobId, step, byStep.get(step));
+        const i = ids();
+        for (const graphId of [i.GRAPH_TRAIN_LOSS, i.GRAPH_TRAIN_SCORE]) {
+          const gd = mlops.graphDiv(graphId);
+          if (gd) gd._mlopsSignature = null; // redraw from the merged points
+        }
+        drawCurves();
+      })
+      .catch(() => backfilled.delete(jobId));
+  }
+
   function drawCurves() {
     const i = ids();
     if (!document.getElementById(i.CURVES_TITLE)) return;
     const jobId = currentJob();
+    backfill(jobId);
     const job = jobId ? ml.jobs.get(jobId) : null;
     const curve = (jobId && ml.curves.get(jobId)) || { keys: [], points: [], n: 0 };
     for (const [graphId, lossSide] of [
@@ -651,7 +680,8 @@
     let title = "No job selected";
     if (job) {
       const step = job.total ? " · step " + (job.step || 0) + " of " + job.total : "";
-      title = job.name + " · " + job.status + step + (curve.points.length ? "" : " · no curve points received while this page was open");
+      const none = answered.has(jobId) ? " · no curve points kept for this job" : "";
+      title = job.name + " · " + job.status + step + (curve.points.length ? "" : none);
     }
     setText(i.CURVES_TITLE, title);
   }

@@ -51,6 +51,7 @@ ACTIVE = ("queued", "running")
 FINISHED = ("succeeded", "failed", "cancelled")
 RUN_FIELDS = {"name", "total", "params"}
 MAX_LOG_ENTRIES = 1000
+HISTORY_SCAN = 1_000_000  # "every event the log still keeps" (it keeps MLOPS_HISTORY at most)
 MAX_STEP = 2**31 - 1  # the columns are 32-bit integers
 MAX_PARAMS, MAX_PARAM_TEXT = 50, 200
 
@@ -158,6 +159,18 @@ class Training:
     def get_job(self, job_id: str) -> dict[str, Any]:
         with self.db.session() as session:
             return job_item(self._get(session, job_id))
+
+    def progress_history(self, job_id: str) -> list[dict[str, Any]]:
+        """The job's ``training_progress`` with metrics, oldest first, from what the event log still keeps."""
+        with self.db.session() as session:
+            self._get(session, job_id)
+        _epoch, _seq, events = self.hub.log.recent(HISTORY_SCAN)
+        points: dict[int, dict[str, Any]] = {}  # by step: a stage change repeats the step it was at
+        for e in events:
+            if e.type == "training_progress" and e.data.get("job_id") == job_id and e.data.get("metrics"):
+                points[e.data["step"]] = {"step": e.data["step"], "total": e.data.get("total"),
+                                          "metrics": e.data["metrics"], "ts": e.ts}
+        return sorted(points.values(), key=lambda p: p["step"])
 
     def _get(self, session, job_id: str) -> TrainingJob:
         job = session.get(TrainingJob, job_id) if isinstance(job_id, str) and len(job_id) <= 32 else None

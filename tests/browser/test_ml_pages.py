@@ -236,3 +236,27 @@ def test_external_run_shows_like_a_job_and_its_curves_on_click(dash_duo, start_d
     (acc_name, acc_steps, accs), = curves[1]
     assert (loss_name, acc_name) == ("loss", "acc") and steps == acc_steps and {5, 10} <= set(steps), curves
     assert losses == [1.0 / s for s in steps] and accs == [0.5 + s / 20 for s in steps]
+
+
+def test_a_finished_jobs_curves_show_on_a_page_opened_later(dash_duo, start_dashboard):
+    """The curves of a job that trained before the page opened come from the server's event history."""
+    import time
+
+    start_dashboard(dash_duo, background=False)
+    server = dash_duo.server
+    pipeline = iris_pipeline(server, {"n_estimators": 100})
+    status, job = call(server, "POST", f"/api/v1/pipelines/{pipeline['id']}/train")
+    assert status == 202
+    deadline = time.monotonic() + TRAINING_TIMEOUT
+    while call(server, "GET", f"/api/v1/jobs/{job['id']}")[1]["status"] != "succeeded":
+        assert time.monotonic() < deadline, "the job did not finish"
+        time.sleep(0.2)
+    points = call(server, "GET", f"/api/v1/jobs/{job['id']}/progress")[1]["items"]
+    assert len(points) >= 2
+
+    dash_duo.server_url = server.url + "/training"  # opened after the training: nothing arrived live
+    wait_js(dash_duo, "document.querySelector('[data-job-id]') !== null", timeout=30)
+    loss = wait_js(dash_duo, "(() => { const gd = document.querySelector('#graph-train-loss .js-plotly-plot');"
+                             " return gd && gd.data && gd.data.length && gd.data[0].x.length; })()", timeout=30)
+    assert loss == len(points)  # every kept point, none twice
+    assert "accuracy" in graph_traces(dash_duo, "graph-train-score")

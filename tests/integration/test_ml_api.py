@@ -446,3 +446,14 @@ def test_out_of_range_values_are_client_errors(live_server):
                      {"entries": [{"step": 1, "metrics": {"loss": 10**400}}]})
     assert status == 200
     assert call(live_server, "GET", f"/api/v1/jobs/{run['id']}")[1]["metrics"] == {"loss": None}
+
+
+def test_a_jobs_progress_points_can_be_read_back(live_server):
+    _, pipeline = make_pipeline(live_server, sklearn_csv("wine_data.csv"), "random_forest", {"n_estimators": 40})
+    job = wait_job(live_server, train(live_server, pipeline["id"]), "succeeded")
+    status, body = call(live_server, "GET", f"/api/v1/jobs/{job['id']}/progress")
+    assert status == 200 and body["job_id"] == job["id"]
+    steps = [item["step"] for item in body["items"]]
+    assert steps == sorted(set(steps)) and steps[-1] == body["items"][-1]["total"]  # one point per step
+    assert body["items"][-1]["metrics"] == job["metrics"]  # the last point is the final held-out score
+    assert_error(call(live_server, "GET", "/api/v1/jobs/" + "0" * 32 + "/progress"), 404, "job_not_found")
