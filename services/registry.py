@@ -112,13 +112,12 @@ class Registry:
             },
         )
 
-    def complete(self, model_id: int, *, metrics: dict[str, Any], signature: dict[str, Any], task: str) -> dict[str, Any]:
-        with self.db.session() as session:
-            model = self._get(session, model_id, lock=True)
-            model.status, model.metrics, model.signature, model.task = "ready", metrics, signature, task
-            item = model.to_dict()
-        self.announce(item, "training", f"trained: {headline(metrics)}")
-        return item
+    def complete(self, session, model_id: int, *, metrics: dict[str, Any], signature: dict[str, Any], task: str) -> dict[str, Any]:
+        """``training`` -> ``ready`` in the caller's transaction (with its job); announce after the commit."""
+        model = self._get(session, model_id, lock=True)
+        model.status, model.metrics, model.signature, model.task = "ready", metrics, signature, task
+        session.flush()
+        return model.to_dict()
 
     def fail(self, model_id: int, message: str) -> None:
         with self.db.session() as session:

@@ -395,17 +395,20 @@ class Training:
 
     def _finish_done(self, job: _Job, result: dict[str, Any], duration: float) -> None:
         metrics = _finite(result["metrics"])
-        with self.db.session() as session:
+        assert job.model_id is not None
+        with self.db.session() as session:  # the job and its model change together, or neither does
             done = session.execute(
                 update(TrainingJob).where(TrainingJob.id == job.id, TrainingJob.status == "running")
                 .values(status="succeeded", progress=1.0, step=result["steps"], total=result["steps"],
                         metrics=metrics, finished_at=utc_now())
             ).rowcount
+            if done:
+                model = self.registry.complete(session, job.model_id, metrics=metrics,
+                                               signature=result["signature"], task=result["task"])
         if not done:  # cancelled (or its pipeline deleted) in the same instant the training finished
             self._finish_cancelled(job) if self._exists(job) else self._pipeline_gone(job)
             return
-        assert job.model_id is not None
-        model = self.registry.complete(job.model_id, metrics=metrics, signature=result["signature"], task=result["task"])
+        self.registry.announce(model, "training", f"trained: {headline(metrics)}")
         self.hub.announce("training_complete", {
             "job_id": job.id, "pipeline_id": job.pipeline_id, "name": job.name, "model_id": job.model_id,
             "metrics": metrics, "duration_s": round(duration, 3),
