@@ -436,3 +436,13 @@ def wait_quiet(max_wait: float, threshold: float = 25.0) -> tuple[bool, list[flo
             return True, history
         if time.monotonic() >= deadline:
             return False, history
+
+
+def print_quiet(max_wait: float) -> bool:
+    """Wait up to ``max_wait`` s for an idle machine, print the CPU readings seen; True if it was idle."""
+    quiet, history = wait_quiet(max_wait)
+    print(
+        f"machine CPU before start (1 s readings, % of one core): {' '.join(f'{v:.0f}' for v in history)}"
+        + ("" if quiet else "  -- NOT quiet: other processes are using the CPU, numbers will be disturbed")
+    )
+    return quiet

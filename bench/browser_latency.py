@@ -39,7 +39,7 @@ from _common import (  # noqa: E402
     system_busy_s,
     tree_cpu_s,
     tree_rss_mb,
-    wait_quiet,
+    print_quiet,
 )
 
 from selenium import webdriver  # noqa: E402
@@ -343,11 +343,7 @@ def main() -> int:
     args = ap.parse_args()
 
     print(f"machine: {machine_facts()}")
-    quiet, history = wait_quiet(args.wait_quiet)
-    print(
-        f"machine CPU before start (1 s readings, % of one core): {' '.join(f'{v:.0f}' for v in history)}"
-        + ("" if quiet else "  -- NOT quiet: other processes are using the CPU, numbers will be disturbed")
-    )
+    print_quiet(args.wait_quiet)
     started = time.monotonic()
     server = Server(kind=args.server, event_log=args.event_log, batch_ms=args.batch_ms)
     pages = Pages(args.mode, args.pages, no_throttle=not args.throttle)

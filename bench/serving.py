@@ -52,7 +52,7 @@ import psutil
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, Server, ServerStartError, code_versions, machine_facts, percentile, system_busy_s, wait_quiet  # noqa: E402
+from _common import ROOT, Server, ServerStartError, code_versions, machine_facts, percentile, system_busy_s, print_quiet  # noqa: E402
 
 import sklearn  # noqa: E402  (only for its bundled dataset and version)
 
@@ -419,11 +419,7 @@ def main() -> int:
     print(f"scikit-learn {sklearn.__version__}, pandas {pd.__version__}, numpy {np.__version__}")
     print(f"command: {' '.join(shlex.quote(a) for a in [sys.executable, *sys.argv])}")
     print(f"load average before start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    quiet, history = wait_quiet(args.wait_quiet)
-    print(
-        f"machine CPU before start (1 s readings, % of one core): {' '.join(f'{v:.0f}' for v in history)}"
-        + ("" if quiet else "  -- NOT quiet: other processes are using the CPU, numbers will be disturbed")
-    )
+    print_quiet(args.print_quiet)
     started = time.monotonic()
     results: list[dict] = []
     copies = Path(tempfile.mkdtemp(prefix="mlops-bench-serving-"))

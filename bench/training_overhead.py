@@ -65,7 +65,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, code_versions, machine_facts, wait_quiet  # noqa: E402
+from _common import ROOT, code_versions, machine_facts, print_quiet  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 import sklearn  # noqa: E402
@@ -358,11 +358,7 @@ def main() -> int:
     print(f"command: {' '.join(shlex.quote(a) for a in [sys.executable, *sys.argv])}")
     print(f"scikit-learn {sklearn.__version__}, numpy {np.__version__}, pandas {pd.__version__}; "
           f"load average before start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    quiet, history = wait_quiet(args.wait_quiet)
-    print(
-        f"machine CPU before start (1 s readings, % of one core): {' '.join(f'{v:.0f}' for v in history)}"
-        + ("" if quiet else "  -- NOT quiet: other processes are using the CPU, numbers will be disturbed")
-    )
+    print_quiet(args.print_quiet)
     if args.blas_threads:
         threadpool_limits(args.blas_threads)
     print("thread pools: " + ", ".join(f"{i['internal_api']} {i['num_threads']}" for i in threadpool_info()))

@@ -31,7 +31,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Publisher, Server, ServerStartError, fmt_ms, machine_facts, summary, system_busy_s, wait_quiet  # noqa: E402
+from _common import Publisher, Server, ServerStartError, fmt_ms, machine_facts, summary, system_busy_s, print_quiet  # noqa: E402
 
 from websockets.asyncio.client import connect  # noqa: E402
 from websockets.exceptions import ConnectionClosed, InvalidHandshake  # noqa: E402
@@ -359,11 +359,7 @@ async def main_async(args) -> int:
         f"client_ping={'off' if args.no_client_ping else 'every heartbeat_s'} "
         f"(clients and publisher share this one Python process)"
     )
-    quiet, history = wait_quiet(args.wait_quiet)
-    print(
-        f"machine CPU before start (1 s readings, % of one core): {' '.join(f'{v:.0f}' for v in history)}"
-        + ("" if quiet else "  -- NOT quiet: other processes are using the CPU, numbers will be disturbed")
-    )
+    print_quiet(args.print_quiet)
     results = []
     started = time.monotonic()
     failed = False
