@@ -31,6 +31,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from events.serialize import iso_utc, utc_now  # one form of time for rows and events
+
 MODEL_KINDS = ("linear", "random_forest", "gradient_boosting", "mlp")
 MODEL_STATUSES = ("training", "ready", "deploying", "deployed", "retired", "failed")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -43,15 +45,6 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
-def iso_utc(value: dt.datetime) -> str:
-    """ISO 8601 in UTC with a ``Z``, the same form as event timestamps."""
-    return value.astimezone(dt.timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def one_of(column: str, values: tuple[str, ...]) -> str:
