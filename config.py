@@ -62,10 +62,10 @@ def _event_log_url(raw: str) -> str:
 
 
 def _database_url(raw: str) -> str:
-    url = raw.strip()
-    if urlparse(url).scheme.split("+")[0] not in {"sqlite", "postgresql", "postgres"}:
-        raise ValueError("expected sqlite:///path/to/file.db or postgresql://user@host:5432/db")
-    return url
+    from storage.db import normalize_url  # the one judge of what the storage layer can open
+
+    normalize_url(raw)
+    return raw.strip()
 
 
 def _prefix(raw: str) -> str:

@@ -49,7 +49,6 @@ Id = int | str
 Status = Literal["healthy", "degraded", "down"]
 ModelKind = Literal["linear", "random_forest", "gradient_boosting", "mlp"]
 ModelState = Literal["training", "ready", "deploying", "deployed", "retired", "failed"]
-NonNeg = Field(ge=0)
 
 
 class Payload(BaseModel):

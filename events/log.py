@@ -28,8 +28,8 @@ class Event:
     raw: str = dataclasses.field(repr=False, compare=False, default="")
 
     @classmethod
-    def create(cls, seq: int, epoch: str, kind: str, data: dict[str, Any], ts: str | None = None) -> Event:
-        ts = ts or iso_utc(utc_now())
+    def create(cls, seq: int, epoch: str, kind: str, data: dict[str, Any]) -> Event:
+        ts = iso_utc(utc_now())
         envelope = {"seq": seq, "epoch": epoch, "type": kind, "ts": ts, "data": data}
         return cls(seq, epoch, kind, ts, data, dumps(envelope))
 
@@ -51,6 +51,15 @@ class Gap:
     reason: str
 
 
+def position_gap(seq: int, epoch: str | None, cur_epoch: str, last: int) -> Gap | None:
+    """The ``Gap`` when ``(epoch, seq)`` is not a position of this log's history, else None."""
+    if epoch is not None and epoch != cur_epoch:
+        return Gap(cur_epoch, last, "epoch changed")
+    if seq > last or seq < 0:
+        return Gap(cur_epoch, last, "unknown seq")
+    return None
+
+
 class EventLogUnavailable(RuntimeError):
     """The backend cannot be reached right now (Redis down); callers retry or degrade."""
 
@@ -67,7 +76,6 @@ class EventLog(abc.ABC):
         event_type, payload = validate(kind, data)
         return self._append(event_type.value, payload)
 
-    append = publish
 
     @abc.abstractmethod
     def _append(self, kind: str, data: dict[str, Any]) -> Event: ...

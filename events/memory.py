@@ -8,7 +8,7 @@ import time
 import uuid
 from typing import Any
 
-from events.log import Event, EventLog, Gap
+from events.log import Event, EventLog, Gap, position_gap
 
 
 class MemoryEventLog(EventLog):
@@ -39,8 +39,8 @@ class MemoryEventLog(EventLog):
             return self.epoch, self._seq
 
     def _read(self, seq: int, epoch: str | None, limit: int) -> list[Event] | Gap:
-        if (epoch is not None and epoch != self.epoch) or seq > self._seq or seq < 0:
-            return Gap(self.epoch, self._seq, "epoch changed" if epoch != self.epoch else "unknown seq")
+        if gap := position_gap(seq, epoch, self.epoch, self._seq):
+            return gap
         if seq == self._seq:
             return []
         self._prune()

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
 
 import redis
 
-from events.log import Event, EventLog, EventLogUnavailable, Gap
+from events.log import Event, EventLog, EventLogUnavailable, Gap, position_gap
 from events.serialize import dumps, iso_utc, utc_now
 
 _APPEND = """
@@ -101,8 +101,8 @@ class RedisEventLog(EventLog):
 
     def read_after(self, seq: int, epoch: str | None, limit: int = 1000) -> list[Event] | Gap:
         cur_epoch, last = self.head()
-        if (epoch is not None and epoch != cur_epoch) or seq > last or seq < 0:
-            return Gap(cur_epoch, last, "epoch changed" if epoch != cur_epoch else "unknown seq")
+        if gap := position_gap(seq, epoch, cur_epoch, last):
+            return gap
         if seq == last:
             return []
         entries = self._call(self._redis.xrange, self.stream, min=f"({seq}-0", max="+", count=limit)
@@ -118,8 +118,8 @@ class RedisEventLog(EventLog):
 
     def wait_after(self, seq: int, epoch: str | None, timeout: float) -> list[Event] | Gap:
         cur_epoch, last = self.head()
-        if (epoch is not None and epoch != cur_epoch) or seq > last:
-            return Gap(cur_epoch, last, "epoch changed" if epoch != cur_epoch else "unknown seq")
+        if gap := position_gap(seq, epoch, cur_epoch, last):
+            return gap
         if last == seq:
             reply = self._call(
                 self._blocking.xread, {self.stream: f"{seq}-0"}, count=1000, block=max(1, int(timeout * 1000))

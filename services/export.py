@@ -33,7 +33,6 @@ FORMATS = {
     "json": "application/json",
     "csv": "text/csv; charset=utf-8",
 }
-IMAGE_FORMATS = {"png", "svg", "pdf"}
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d)$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 

@@ -47,7 +47,6 @@ class LiveState(Listener):
         self.epoch, self.seq = epoch, seq
         self.samples: collections.deque[dict[str, Any]] = collections.deque(maxlen=self.chart_points)
         self.latest_stats: dict[str, Any] | None = None
-        self.latest_stats_seq = 0
         self.predictions: collections.deque[dict[str, Any]] = collections.deque(maxlen=self.chart_points)
         self.health: dict[str, dict[str, Any]] = {}
 
@@ -66,7 +65,7 @@ class LiveState(Listener):
             if event.type == EventType.SYSTEM_STATS.value:
                 data = event.data
                 self.samples.append({"seq": event.seq, "t": event.ts, **{k: data[k] for k in SAMPLE_FIELDS}})
-                self.latest_stats, self.latest_stats_seq = data | {"ts": event.ts}, event.seq
+                self.latest_stats = data | {"ts": event.ts}
             elif event.type == EventType.HEALTH_CHANGE.value:
                 data = event.data
                 self.health.pop(data["component"], None)  # re-inserted last: dicts keep update order

@@ -79,7 +79,6 @@ class StatsSampler:
         self.reader = StatsReader(disk_path)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.leading = False
-        self.last_sample_at: float | None = None
         self.errors = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -102,7 +101,6 @@ class StatsSampler:
         payload = self.reader.read()  # read even when not leading, to keep rate baselines fresh
         if self.leading:
             self.hub.publish("system_stats", payload)
-            self.last_sample_at = time.monotonic()
 
     def _run(self) -> None:
         next_at = time.monotonic()
