@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from api.errors import ApiError
+from api.params import runtime
 from components.charts import CHARTS
 from services import export
-from services.runtime import Runtime
 
 PARAMS = {"last", "width", "height", "theme", "download"}
 
-
-def _runtime() -> Runtime:
-    return current_app.extensions["mlops"]
 
 
 def _size(name: str, default: int) -> int:
@@ -34,15 +31,15 @@ def _query(chart_name: str):
             code="invalid_parameter",
             details={"parameters": unknown, "allowed": sorted(PARAMS)},
         )
-    runtime = _runtime()
+    app_runtime = runtime()
     try:
         chart = export.chart_named(chart_name)
         last = request.args.get("last")
-        last_s = export.parse_duration(last) if last else runtime.settings.chart_window_s
+        last_s = export.parse_duration(last) if last else app_runtime.settings.chart_window_s
         theme = export.check_theme(request.args.get("theme", "light"))
     except export.ExportError as exc:
         raise ApiError(str(exc), code=exc.code, status=exc.status, details=exc.details) from None
-    rows = export.samples(runtime.log, chart, last_s, runtime.settings.history)
+    rows = export.samples(app_runtime.log, chart, last_s, app_runtime.settings.history)
     return chart, rows, {"width": _size("width", 1000), "height": _size("height", 560 if chart.name == "system_stats" else 400), "theme": theme}
 
 

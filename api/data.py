@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import flask
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from api.errors import ApiError
-from api.params import id_param, int_param, json_body
-from services.runtime import Runtime
+from api.params import MAX_ID, id_param, int_param, json_body, runtime
 
 UPLOAD_ENV = "mlops.upload"
-MAX_ID = 2**31 - 1  # larger ids cannot exist; the route does not match (404) instead of overflowing SQL
 
 
 class MlopsRequest(flask.Request):
@@ -24,18 +22,15 @@ class MlopsRequest(flask.Request):
         return super()._get_file_stream(total_content_length, content_type, filename, content_length)
 
 
-def _runtime() -> Runtime:
-    return current_app.extensions["mlops"]
-
 
 def register(bp: Blueprint) -> None:
     @bp.get("/datasets")
     def list_datasets():
-        return jsonify({"items": _runtime().datasets.list()})
+        return jsonify({"items": runtime().datasets.list()})
 
     @bp.post("/datasets")
     def upload_dataset():
-        datasets = _runtime().datasets
+        datasets = runtime().datasets
         upload = datasets.start_upload(request.args.get("upload_id") or request.headers.get("X-Upload-Id"), request.content_length)
         if request.mimetype != "multipart/form-data":
             error = ApiError(
@@ -78,40 +73,40 @@ def register(bp: Blueprint) -> None:
 
     @bp.get(f"/datasets/<int(max={MAX_ID}):dataset_id>")
     def get_dataset(dataset_id: int):
-        return jsonify(_runtime().datasets.get(dataset_id))
+        return jsonify(runtime().datasets.get(dataset_id))
 
     @bp.patch(f"/datasets/<int(max={MAX_ID}):dataset_id>")
     def rename_dataset(dataset_id: int):
-        return jsonify(_runtime().datasets.rename(dataset_id, json_body()))
+        return jsonify(runtime().datasets.rename(dataset_id, json_body()))
 
     @bp.delete(f"/datasets/<int(max={MAX_ID}):dataset_id>")
     def delete_dataset(dataset_id: int):
-        _runtime().datasets.delete(dataset_id)
+        runtime().datasets.delete(dataset_id)
         return "", 204
 
     @bp.get("/pipelines")
     def list_pipelines():
-        return jsonify({"items": _runtime().pipelines.list()})
+        return jsonify({"items": runtime().pipelines.list()})
 
     @bp.post("/pipelines")
     def create_pipeline():
-        return jsonify(_runtime().pipelines.create(json_body())), 201
+        return jsonify(runtime().pipelines.create(json_body())), 201
 
     @bp.get(f"/pipelines/<int(max={MAX_ID}):pipeline_id>")
     def get_pipeline(pipeline_id: int):
-        return jsonify(_runtime().pipelines.get(pipeline_id))
+        return jsonify(runtime().pipelines.get(pipeline_id))
 
     @bp.patch(f"/pipelines/<int(max={MAX_ID}):pipeline_id>")
     def update_pipeline(pipeline_id: int):
-        return jsonify(_runtime().pipelines.update(pipeline_id, json_body()))
+        return jsonify(runtime().pipelines.update(pipeline_id, json_body()))
 
     @bp.delete(f"/pipelines/<int(max={MAX_ID}):pipeline_id>")
     def delete_pipeline(pipeline_id: int):
-        _runtime().pipelines.delete(pipeline_id)
+        runtime().pipelines.delete(pipeline_id)
         return "", 204
 
     @bp.get("/activity")
     def list_activity():
         limit = int_param("limit", 50, minimum=1, maximum=500)
-        before = id_param("before", MAX_ID)
-        return jsonify({"items": _runtime().activity.list(limit=limit, before=before)})
+        before = id_param("before")
+        return jsonify({"items": runtime().activity.list(limit=limit, before=before)})

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request
+from flask import current_app, request
 
 from api.errors import ApiError
+from services.runtime import Runtime
+
+MAX_ID = 2**31 - 1  # larger ids cannot exist; id routes do not match them (404) instead of overflowing SQL
+
+
+def runtime() -> Runtime:
+    """The ``Runtime`` of the app serving this request."""
+    return current_app.extensions["mlops"]
 
 
 def int_param(name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
@@ -23,7 +31,7 @@ def int_param(name: str, default: int, minimum: int = 0, maximum: int | None = N
     return value
 
 
-def id_param(name: str, maximum: int = 2**31 - 1) -> int | None:
+def id_param(name: str, maximum: int = MAX_ID) -> int | None:
     """An optional id filter (``?pipeline_id=3``): None when absent."""
     return int_param(name, 0, minimum=1, maximum=maximum) if request.args.get(name) else None
 

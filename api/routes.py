@@ -11,18 +11,14 @@ import api.openapi
 import api.data
 import api.ml
 from api.errors import ApiError, error_response
-from api.params import int_param, json_body
+from api.params import int_param, json_body, runtime
 from events.catalogue import InvalidEvent
 from events.log import EventLogUnavailable, Gap
 from services.errors import DomainError
-from services.runtime import Runtime
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 STATUS_CODES = {"healthy": 200, "degraded": 200, "down": 503}
 
-
-def _runtime() -> Runtime:
-    return current_app.extensions["mlops"]
 
 
 def create_blueprint() -> Blueprint:
@@ -30,20 +26,20 @@ def create_blueprint() -> Blueprint:
 
     @bp.get("/health")
     def health():
-        report = _runtime().health.report()
+        report = runtime().health.report()
         return jsonify(report), STATUS_CODES[report["status"]]
 
     @bp.get("/snapshot")
     def snapshot():
-        return jsonify(_runtime().state.snapshot())
+        return jsonify(runtime().state.snapshot())
 
     @bp.get("/events")
     def list_events():
-        runtime = _runtime()
+        app_runtime = runtime()
         after = int_param("after", 0, maximum=2**62)
         limit = int_param("limit", 100, minimum=1, maximum=1000)
         epoch = request.args.get("epoch") or None
-        result = runtime.log.read_after(after, epoch, limit=limit)
+        result = app_runtime.log.read_after(after, epoch, limit=limit)
         if isinstance(result, Gap):
             raise ApiError(
                 f"cannot replay after seq {after}: {result.reason}",
@@ -51,7 +47,7 @@ def create_blueprint() -> Blueprint:
                 status=410,
                 details={"epoch": result.epoch, "seq": result.seq},
             )
-        epoch_now, head = runtime.log.head()
+        epoch_now, head = app_runtime.log.head()
         next_after = result[-1].seq if result else after
         return jsonify({"epoch": epoch_now, "seq": head, "next_after": next_after, "events": [e.envelope() for e in result]})
 
@@ -66,7 +62,7 @@ def create_blueprint() -> Blueprint:
         if "type" not in body:
             raise ApiError("'type' is required", code="invalid_event", status=422)
         try:
-            event = _runtime().publish(body["type"], body.get("data"))
+            event = runtime().publish(body["type"], body.get("data"))
         except InvalidEvent as exc:
             raise ApiError(str(exc), code="invalid_event", status=422, details={"errors": exc.errors}) from None
         return jsonify(event.envelope()), 201
