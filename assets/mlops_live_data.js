@@ -289,7 +289,7 @@
               H("Td", {}, fmtBytes(d.size_bytes)),
               H("Td", { className: "text-muted small" }, d.filename),
               H("Td", { className: "text-muted small" }, when(d.updated_at)),
-              H("Td", {}, H("Button", { id: { type: "dataset-view", id: d.id }, className: "btn btn-sm btn-outline-secondary", n_clicks: 0 }, "Profile")),
+              H("Td", {}, H("Button", { id: { type: mlops.ids().DATASET_VIEW, id: d.id }, className: "btn btn-sm btn-outline-secondary", n_clicks: 0 }, "Profile")),
             ])
           )
         ),
@@ -315,8 +315,8 @@
               H("Td", { className: "text-nowrap" }, [
                 // Train is a plain button: mlops_live_ml.js posts to the training endpoint on click.
                 H("Button", { className: "btn btn-sm btn-outline-primary me-1", "data-action": "train", "data-pipeline-id": String(p.id), "data-name": p.name }, "Train"),
-                H("Button", { id: { type: "pipeline-edit", id: p.id }, className: "btn btn-sm btn-outline-secondary me-1", n_clicks: 0 }, "Edit"),
-                H("Button", { id: { type: "pipeline-delete", id: p.id }, className: "btn btn-sm btn-outline-danger", n_clicks: 0 }, "Delete"),
+                H("Button", { id: { type: mlops.ids().PIPELINE_EDIT, id: p.id }, className: "btn btn-sm btn-outline-secondary me-1", n_clicks: 0 }, "Edit"),
+                H("Button", { id: { type: mlops.ids().PIPELINE_DELETE, id: p.id }, className: "btn btn-sm btn-outline-danger", n_clicks: 0 }, "Delete"),
               ]),
             ])
           )

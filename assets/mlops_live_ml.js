@@ -622,7 +622,8 @@
   const backfilled = new Set(); // asked for
   const answered = new Set(); // and heard back
   function backfill(jobId) {
-    // Only ids the server makes (32 hex): jobs announced by hand through POST /events have no record.
+    // Only ids of the server's form (32 hex) can have a record: jobs announced by hand through
+    // POST /events with other ids are not asked about (a 404 is a console error in the page).
     if (!jobId || backfilled.has(jobId) || !/^[0-9a-f]{32}$/.test(jobId)) return;
     backfilled.add(jobId);
     api("GET", "jobs/" + encodeURIComponent(jobId) + "/progress")
@@ -642,7 +643,10 @@
         }
         drawCurves();
       })
-      .catch(() => backfilled.delete(jobId));
+      .catch((err) => {
+        if (err.status === 404) answered.add(jobId); // a job the server has no record of (announced by hand)
+        else backfilled.delete(jobId); // asked again on a later paint
+      });
   }
 
   function drawCurves() {

@@ -11,7 +11,7 @@ from components import ids
 
 
 def upload_card() -> dbc.Card:
-    # The browser sends the file to the REST endpoint itself (assets/mlops_data.js): bytes never pass
+    # The browser sends the file to the REST endpoint itself (assets/mlops_live_data.js): bytes never pass
     # through a Dash callback, and the progress bar follows the real transfer, then the parsing.
     return dbc.Card(
         dbc.CardBody(

@@ -105,13 +105,19 @@ ACTIVITY_LIST = "activity-list"
 TOASTS = "toasts"
 
 
+# Pattern-matching id types of the table buttons the browser draws (it reads these names from the config).
+DATASET_VIEW = "dataset-view"
+PIPELINE_EDIT = "pipeline-edit"
+PIPELINE_DELETE = "pipeline-delete"
+
+
 def dataset_view(dataset_id: int) -> dict:
-    return {"type": "dataset-view", "id": dataset_id}
+    return {"type": DATASET_VIEW, "id": dataset_id}
 
 
 def pipeline_edit(pipeline_id: int) -> dict:
-    return {"type": "pipeline-edit", "id": pipeline_id}
+    return {"type": PIPELINE_EDIT, "id": pipeline_id}
 
 
 def pipeline_delete(pipeline_id: int) -> dict:
-    return {"type": "pipeline-delete", "id": pipeline_id}
+    return {"type": PIPELINE_DELETE, "id": pipeline_id}

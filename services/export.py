@@ -65,7 +65,7 @@ def chart_named(name: str) -> Chart:
 
 def samples(event_log: EventLog, chart: Chart, last_s: float, history: int) -> list[dict[str, Any]]:
     """The chart's samples from the event log, newer than ``last_s`` seconds ago, oldest first."""
-    epoch, head, events = event_log.recent(history)
+    _epoch, _head, events = event_log.recent(history)
     cutoff = iso_utc(utc_now() - dt.timedelta(seconds=last_s))
     out = []
     for event in events:
