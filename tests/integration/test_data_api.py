@@ -78,16 +78,18 @@ def stored_files(server) -> list[Path]:
     return sorted(p for p in (root / "datasets").rglob("*") if p.is_file()) + sorted((root / "tmp").glob("*"))
 
 
-@pytest.mark.parametrize("filename", SKLEARN_CSVS)
-def test_sklearn_csvs_upload_with_profile(live_server, filename):
+@pytest.mark.parametrize("filename,rows,features", [("iris.csv", 150, 4), ("wine_data.csv", 178, 13),
+                                                    ("breast_cancer.csv", 569, 30)])
+def test_sklearn_csvs_upload_with_profile(live_server, filename, rows, features):
     path = sklearn_csv(filename)
     status, item = upload(live_server, filename, path.read_bytes())
     assert status == 201, item
     assert item["name"] == Path(filename).stem and item["version"] == 1 and item["filename"] == filename
     assert item["size_bytes"] == path.stat().st_size
-    assert item["rows"] > 0 and item["columns"]
+    names = [f"feature_{i}" for i in range(features)] + ["target"]  # the bundled layout has no header line
+    assert item["rows"] == rows and [c["name"] for c in item["columns"]] == names
     status, full = call(live_server, "GET", f"/api/v1/datasets/{item['id']}")
-    assert status == 200 and full["profile"]
+    assert status == 200 and set(full["profile"]) == set(names)
 
 
 @pytest.mark.parametrize("name", ["iris.csv.gz", "tips.csv.gz", "gapminder.csv.gz", "stocks.csv.gz", "wind.csv.gz"])

@@ -12,8 +12,12 @@ import signal
 import threading
 from pathlib import Path
 
+import joblib
+import numpy as np
+import pandas as pd
 import pytest
 
+from ml import trainer
 from tests.conftest import wait_until
 from tests.integration.test_api import assert_error, call
 from tests.integration.test_data_api import sklearn_csv, upload
@@ -135,10 +139,19 @@ def test_train_deploy_predict_end_to_end(live_server, tmp_path, csv_name, kind, 
         assert event["endpoint"] == f"/api/v1/pipelines/{pipeline['id']}/predict"
 
         names = [c["name"] for c in dataset["columns"]]
-        instances, truth = rows_of(path, "target", 5, names if csv_name != "diabetes" else None)
+        instances, _ = rows_of(path, "target", 5, names if csv_name != "diabetes" else None)
         status, answer = call(live_server, "POST", event["endpoint"], {"instances": instances})
         assert status == 200, answer
         assert len(answer["predictions"]) == 5 and answer["model_id"] == model_id
+        # The same answer as the stored artifact gives on the same rows, read by pandas directly.
+        bundle = joblib.load(Path(live_server.runtime.settings.data_dir, "models", f"pipeline-{pipeline['id']}", "v1.joblib"))
+        frame = pd.DataFrame(instances)[[c["name"] for c in model["schema"]]]
+        direct = trainer.predict(bundle["model"], task, frame, model["classes"])
+        if task == "regression":
+            assert answer["predictions"] == pytest.approx(direct["predictions"])
+        else:
+            assert answer["predictions"] == direct["predictions"]
+            np.testing.assert_allclose(answer["probabilities"], direct["probabilities"])
         if task == "classification":
             assert set(map(str, answer["predictions"])) <= set(map(str, model["classes"]))
             assert len(answer["probabilities"]) == 5

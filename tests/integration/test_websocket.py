@@ -106,10 +106,11 @@ def test_server_sends_heartbeats_when_idle(make_live_server, settings):
 def test_silent_client_is_dropped(make_live_server, settings):
     server = make_live_server(dataclasses.replace(settings, ws_heartbeat_s=0.5))
     client = Client(server.ws_url)
-    with pytest.raises(ConnectionClosed):
+    with pytest.raises(ConnectionClosed) as info:
         for _ in range(100):
             client.recv(timeout=5)  # pings only; never answered, so the server closes after ~1.5 s
-    assert server.runtime.hub.clients() == 0 or wait_until(lambda: server.runtime.hub.clients() == 0)
+    assert info.value.rcvd.code == 1001 and info.value.rcvd.reason == "heartbeat timeout"
+    assert wait_until(lambda: server.runtime.hub.clients() == 0)
 
 
 def test_slow_consumer_is_disconnected_then_resumes(make_live_server, settings):
@@ -200,7 +201,6 @@ def test_silent_client_is_dropped_while_events_flow(make_live_server, settings):
             while time.monotonic() - started < 10:
                 client.recv(timeout=5)  # events keep coming; the client never answers
         assert info.value.rcvd.reason == "heartbeat timeout"
-        assert time.monotonic() - started < 5
     finally:
         stop.set()
         thread.join()

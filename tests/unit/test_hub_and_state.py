@@ -50,12 +50,14 @@ def test_snapshot_holds_bounded_samples_and_health_at_its_seq():
     try:
         for i in range(8):
             hub.publish("system_stats", dict(STATS, cpu_percent=float(i)))
-        hub.publish("health_change", health("disk", "degraded"))
+        disk = hub.publish("health_change", health("disk", "degraded"))
         assert wait_until(lambda: state.snapshot()["seq"] == 9)
         snap = state.snapshot()
         assert [s["cpu_percent"] for s in snap["samples"]] == [3.0, 4.0, 5.0, 6.0, 7.0]
         assert [s["seq"] for s in snap["samples"]] == [4, 5, 6, 7, 8]
-        assert snap["health"] == {"status": "degraded", "components": {"disk": snap["health"]["components"]["disk"]}}
+        assert snap["health"] == {
+            "status": "degraded", "components": {"disk": {"status": "degraded", "message": "", "since": disk.ts}},
+        }
         assert snap["latest_stats"]["cpu_percent"] == 7.0 and snap["epoch"] == hub.log.head()[0]
     finally:
         hub.stop()
@@ -66,12 +68,12 @@ def test_snapshot_keeps_the_last_prediction_volume_samples():
     hub.start()
     try:
         for i in range(5):
-            hub.publish("prediction_volume", {"model_id": 7, "pipeline_id": 2, "count": i + 1, "total": 10 * (i + 1),
+            last = hub.publish("prediction_volume", {"model_id": 7, "pipeline_id": 2, "count": i + 1, "total": 10 * (i + 1),
                                               "interval_s": 1.0, "latency_p50_ms": 1.5, "latency_p95_ms": 3.0})
         assert wait_until(lambda: state.snapshot()["seq"] == 5)
         predictions = state.snapshot()["predictions"]
         assert [p["seq"] for p in predictions] == [3, 4, 5]  # bounded like the chart samples
-        assert predictions[-1] == {"seq": 5, "t": predictions[-1]["t"], "model_id": 7, "pipeline_id": 2,
+        assert predictions[-1] == {"seq": 5, "t": last.ts, "model_id": 7, "pipeline_id": 2,
                                    "count": 5, "total": 50, "interval_s": 1.0}
     finally:
         hub.stop()
