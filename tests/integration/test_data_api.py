@@ -17,6 +17,7 @@ import pytest
 
 from tests.integration.test_api import assert_error, call
 from tests.integration.wsclient import Client
+from tests.processes import free_port
 
 SKLEARN_CSVS = ["iris.csv", "wine_data.csv", "breast_cancer.csv"]
 
@@ -257,11 +258,7 @@ def test_ids_and_ranges_out_of_bounds_are_client_errors(live_server):
 
 def test_upload_survives_an_unreachable_event_log(make_live_server, settings, tmp_path):
     """The dataset is stored and the answer is 201 even when no event can be published."""
-    import socket as sock
-
-    with sock.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nothing listens on it
     server = make_live_server(dataclasses.replace(settings, event_log=f"redis://127.0.0.1:{port}/0"))
     status, item = upload(server, "iris.csv", sklearn_csv("iris.csv").read_bytes())
     assert status == 201 and item["rows"] == 150
