@@ -16,6 +16,7 @@ from plotly.subplots import make_subplots
 
 from components import ids
 from components.figures import THEMES, lines, style_axes, time_series, trace
+from events.serialize import iso_utc, parse_iso
 
 Trace = tuple[str, str]  # (sample field, legend label)
 
@@ -99,12 +100,6 @@ SYSTEM_STATS = SystemStatsChart(
 IDLE_INTERVALS = 2.5
 
 
-def _parse(ts: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(ts.replace("Z", "+00:00"))
-
-
-def _iso(value: dt.datetime) -> str:
-    return value.astimezone(dt.timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def volume_series(samples: Sequence[dict[str, Any]]) -> dict[Any, tuple[list[str], list[float]]]:
@@ -113,10 +108,10 @@ def volume_series(samples: Sequence[dict[str, Any]]) -> dict[Any, tuple[list[str
     last: dict[Any, tuple[dt.datetime, float]] = {}
     for s in samples:
         x, y = series.setdefault(s["model_id"], ([], []))
-        t, interval = _parse(s["t"]), float(s["interval_s"])
+        t, interval = parse_iso(s["t"]), float(s["interval_s"])
         previous = last.get(s["model_id"])
         if previous is not None and (t - previous[0]).total_seconds() > IDLE_INTERVALS * previous[1]:
-            x += [_iso(previous[0] + dt.timedelta(seconds=previous[1])), _iso(t - dt.timedelta(seconds=interval))]
+            x += [iso_utc(previous[0] + dt.timedelta(seconds=previous[1])), iso_utc(t - dt.timedelta(seconds=interval))]
             y += [0.0, 0.0]
         x.append(s["t"])
         y.append(s["count"] / interval)

@@ -9,7 +9,6 @@ so appends from many processes are atomic and ordered.
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
@@ -17,7 +16,7 @@ from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
 import redis
 
 from events.log import Event, EventLog, EventLogUnavailable, Gap, position_gap
-from events.serialize import dumps, iso_utc, utc_now
+from events.serialize import dumps, iso_utc, parse_iso, utc_now
 
 _APPEND = """
 local stream, seqkey, epochkey = KEYS[1], KEYS[2], KEYS[3]
@@ -54,8 +53,7 @@ def _split_url(url: str) -> tuple[str, str]:
 
 
 def _age_s(ts: str) -> float:
-    stamp = dt.datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    return (utc_now() - stamp).total_seconds()
+    return (utc_now() - parse_iso(ts)).total_seconds()
 
 
 class RedisEventLog(EventLog):

@@ -29,6 +29,11 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def parse_iso(ts: str) -> dt.datetime:
+    """The aware datetime of an ISO 8601 timestamp such as ``iso_utc`` writes (``Z`` or an offset)."""
+    return dt.datetime.fromisoformat(ts)
+
+
 def _float(value: float) -> float | None:
     # NaN and infinity have no JSON form; a missing reading is the honest translation.
     return value if math.isfinite(value) else None

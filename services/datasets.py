@@ -1,13 +1,13 @@
-"""Datasets: streamed CSV uploads with progress, parsed and profiled off the request path, versioned by name.
+"""Datasets: streamed CSV uploads with progress, parsed and profiled in chunks, versioned by name.
 
-An upload is atomic: the file is written to ``<data_dir>/tmp`` while it arrives, parsed and profiled in
-a small worker pool, then moved beside its database row in one step. A rejected, failed or aborted
+An upload is atomic: the file is written to ``<data_dir>/tmp`` while it arrives (never whole in
+memory), parsed and profiled chunk by chunk while the request waits for its answer (at most two parses
+at once per process, whatever the number of uploads), then moved beside its database row in one step. A rejected, failed or aborted
 upload leaves neither a row nor a file, and says why in an ``upload_error`` event.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import logging
 import os
@@ -148,12 +148,9 @@ class Datasets:
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         for stale in self.tmp_dir.glob("upload-*.part"):  # left by a crash mid-upload
             stale.unlink(missing_ok=True)
-        # Parsing is CPU and memory heavy: a small pool keeps it off the request threads' shared budget.
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="mlops-ingest")
+        # Parsing is CPU and memory heavy: at most two at once, the other uploads' requests wait their turn.
+        self._parsing = threading.BoundedSemaphore(2)
         self._lock = threading.Lock()
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
     # -- queries -----------------------------------------------------------------------------------
     def _get(self, session, dataset_id: int) -> Dataset:
@@ -198,7 +195,8 @@ class Datasets:
             name = (name or Path(upload.filename).stem).strip()
             if not name or len(name) > 100:
                 raise Invalid("the dataset name must have 1 to 100 characters", details={"name": "invalid"})
-            profile = self._pool.submit(self._parse, upload).result()
+            with self._parsing:
+                profile = self._parse(upload)
             item, created = self._store(upload, name, profile)
         except ingest.IngestError as exc:
             error = DomainError(str(exc), code=exc.code, status=exc.status, details=exc.details)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import logging
 import shutil
 import threading
@@ -13,6 +12,7 @@ from pathlib import Path
 
 from events.hub import Hub
 from events.log import EventLogUnavailable
+from events.serialize import parse_iso, utc_now
 from services.live_state import LiveState, worst
 from storage.db import Database, StorageUnavailable
 
@@ -58,7 +58,7 @@ class HealthChecks:
         ts = self.state.last_stats_ts()
         if ts is None:
             return Check("degraded", "no system stats received yet")
-        age = (dt.datetime.now(dt.timezone.utc) - dt.datetime.fromisoformat(ts.replace("Z", "+00:00"))).total_seconds()
+        age = (utc_now() - parse_iso(ts)).total_seconds()
         if age <= 3 * self.stats_interval_s + 1:
             return Check("healthy", f"last sample {age:.1f} s ago")
         if age <= 10 * self.stats_interval_s + 5:

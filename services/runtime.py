@@ -71,7 +71,6 @@ class Runtime:
         self.training.stop()
         self.serving.stop()
         self.hub.stop()
-        self.datasets.close()
         self.db.close()
         self.log.close()
         self.started = False

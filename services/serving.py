@@ -9,6 +9,7 @@ model's total and to the per-minute history in the database, and publishes ``pre
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import logging
 import threading
 import time
@@ -21,6 +22,7 @@ import numpy as np
 from sqlalchemy import select, update
 
 from events.hub import Hub
+from events.serialize import parse_iso, utc_now
 from services.errors import Conflict, Invalid, NotFound
 from storage.db import Database
 from storage.models import Model, Pipeline, PredictionMinute
@@ -262,8 +264,6 @@ class Serving:
 
     def history(self, model_id: int, minutes: int = 60) -> list[dict[str, Any]]:
         """Per-minute counts and mean latency of the last ``minutes`` minutes (minutes without traffic omitted)."""
-        import datetime as dt
-
         since = _minute() - dt.timedelta(minutes=minutes - 1)
         with self.db.session() as session:
             if session.get(Model, model_id) is None:
@@ -283,18 +283,13 @@ class Serving:
             ]
 
 
-def _minute():
-    import datetime as dt
-
-    now = dt.datetime.now(dt.timezone.utc)
-    return now.replace(second=0, microsecond=0)
+def _minute() -> dt.datetime:
+    return utc_now().replace(second=0, microsecond=0)
 
 
 def _epoch_s(ts: str, default: float) -> float:
-    import datetime as dt
-
     try:
-        return dt.datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+        return parse_iso(ts).timestamp()
     except (AttributeError, ValueError):
         return default
 
