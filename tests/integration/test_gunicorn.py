@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import wait_until
 from tests.integration.test_api import call
 from tests.integration.wsclient import Client
 from tests.processes import ROOT, free_port, wait_http
@@ -78,7 +79,8 @@ def test_every_client_of_every_worker_gets_every_event(gunicorn):
 
 
 def test_health_and_snapshot_answer_on_any_worker(gunicorn):
-    time.sleep(1.5)  # a few samples from the lease holder
+    # The lease holder's samples reach every worker's snapshot (requests land on either worker).
+    assert wait_until(lambda: all(call(gunicorn, "GET", "/api/v1/snapshot")[1]["samples"] for _ in range(4)), timeout=30)
     for _ in range(6):
         status, body = call(gunicorn, "GET", "/api/v1/health")
         assert status == 200 and body["components"]["event_log"]["status"] == "healthy"
