@@ -16,6 +16,7 @@ import flask
 from flask_sock import Sock
 
 import api.routes
+import security
 from api.data import MlopsRequest
 import callbacks.data
 import callbacks.live
@@ -25,10 +26,18 @@ from components.shell import layout, validation_layout
 from components.charts import browser_charts
 from config import ConfigError, Settings
 from events import ws
+from security import scope
 from services.live_state import LiveState
 from services.runtime import Runtime
 
 HERE = Path(__file__).resolve().parent
+
+
+class MlopsDash(dash.Dash):
+    def interpolate_index(self, **kwargs) -> str:
+        # A share link's page asks for everything under the link's own path; no page tells the Python version.
+        kwargs["config"] = scope.index_config(kwargs.get("config", ""), self.config.routes_pathname_prefix)
+        return super().interpolate_index(**kwargs)
 
 
 def create_app(settings: Settings | None = None) -> dash.Dash:
@@ -41,7 +50,7 @@ def create_app(settings: Settings | None = None) -> dash.Dash:
     runtime = Runtime(settings)
     server.extensions["mlops"] = runtime
 
-    app = dash.Dash(
+    app = MlopsDash(
         __name__,
         server=server,
         url_base_pathname=settings.url_prefix,
@@ -61,14 +70,22 @@ def create_app(settings: Settings | None = None) -> dash.Dash:
         "heartbeat_s": settings.ws_heartbeat_s,
         "ids": {name: getattr(ids, name) for name in dir(ids) if name.isupper()},
     }
-    app.layout = lambda: layout(runtime.state.snapshot(), browser_config)
+    app.layout = lambda: layout(scope.snapshot(runtime.state.snapshot()), scope.browser_config(browser_config, prefix))
     # Pages are drawn by the routing callback; Dash validates callbacks against all of them.
     app.validation_layout = validation_layout(LiveState(settings.chart_points).snapshot(), browser_config)
     callbacks.live.register(app)
     callbacks.data.register(app, runtime)
     callbacks.pages.register(app, runtime, api_base=f"{app.config.requests_pathname_prefix}api/v1/")
     api.routes.register(server, prefix)
-    ws.register(Sock(server), f"{prefix}ws", runtime.hub, settings)
+
+    def ws_access():
+        principal = security.current_principal()
+        types, project = scope.event_filter(principal)
+        return principal, (ws.Scope(types, project) if types is not None else None)
+
+    ws.register(Sock(server), f"{prefix}ws", runtime.hub, settings, runtime.sockets, ws_access)
+    security.install(app, runtime, settings)
+    runtime.hub.actor = security.current_actor
 
     if settings.event_log.startswith("memory") and "gunicorn" in sys.modules:
         logging.getLogger("mlops").warning(

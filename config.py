@@ -79,6 +79,44 @@ def _host(raw: str) -> str:
         raise ValueError("expected a host name or address")
     return value
 
+
+AUTH_MODES = ("auto", "local", "on")
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "[::1]")
+
+
+def _auth(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in AUTH_MODES:
+        raise ValueError(f"expected one of {', '.join(AUTH_MODES)}")
+    return value
+
+
+def _names(raw: str) -> tuple[str, ...]:
+    """A comma-separated list, e.g. ``MLOPS_ALLOWED_HOSTS=dash.example.com,10.0.0.5``."""
+    return tuple(part.strip().lower() for part in raw.split(",") if part.strip())
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    values = _names(raw)
+    for value in values:
+        parsed = urlparse(value)
+        if value != "*" and (parsed.scheme not in {"http", "https"} or not parsed.netloc or parsed.path not in {"", "/"}):
+            raise ValueError(f"{value!r} is not an origin: expected scheme://host[:port], comma-separated, or *")
+    return tuple(v.rstrip("/") for v in values)
+
+
+def is_loopback(host: str) -> bool:
+    """True for names and addresses that only this machine can reach."""
+    import ipaddress
+
+    name = host.strip().strip("[]").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
 # (environment variable, Settings field, parser) for every setting read from the environment.
 ENV_VARS: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("MLOPS_HOST", "host", _host),
@@ -100,6 +138,16 @@ ENV_VARS: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("MLOPS_TRAINING_QUEUE", "training_queue", _int(1)),
     ("MLOPS_DEBUG", "debug", _bool),
     ("MLOPS_BACKGROUND", "background", _bool),
+    ("MLOPS_AUTH", "auth", _auth),
+    ("MLOPS_SECRET_KEY", "secret_key", str.strip),
+    ("MLOPS_ALLOWED_HOSTS", "allowed_hosts", _names),
+    ("MLOPS_ALLOWED_ORIGINS", "allowed_origins", _origins),
+    ("MLOPS_EMBED_ORIGINS", "embed_origins", _origins),
+    ("MLOPS_ADMIN_USER", "admin_user", str.strip),
+    ("MLOPS_ADMIN_PASSWORD", "admin_password", str),
+    ("MLOPS_SESSION_HOURS", "session_hours", _float(0.01)),
+    ("MLOPS_LOGIN_ATTEMPTS", "login_attempts", _int(1)),
+    ("MLOPS_SECURE_COOKIES", "secure_cookies", _bool),
 )
 
 
@@ -126,11 +174,44 @@ class Settings:
     training_queue: int = 100  # jobs waiting for a worker, per dashboard process; more are refused (429)
     debug: bool = False
     background: bool = True
+    auth: str = "auto"  # auto: local on a loopback host, on otherwise
+    secret_key: str = ""  # empty: generated once and kept in <data dir>/secret_key (mode 0600)
+    allowed_hosts: tuple[str, ...] = ()  # empty: the defaults of the mode (README, Security)
+    allowed_origins: tuple[str, ...] = ()  # other origins whose pages may write (besides the page's own)
+    embed_origins: tuple[str, ...] = ("*",)  # who may frame /embed/* pages (frame-ancestors)
+    admin_user: str = ""
+    admin_password: str = ""
+    session_hours: float = 12.0  # a login lasts this long
+    login_attempts: int = 5  # failed logins per user and per address in 15 minutes before 429
+    secure_cookies: bool | None = None  # None: Secure when the request came over HTTPS
 
     def __post_init__(self) -> None:
         # Code that builds Settings directly (tests, notebooks) may pass a str path or prefix.
         object.__setattr__(self, "data_dir", Path(self.data_dir))
         object.__setattr__(self, "url_prefix", _prefix(self.url_prefix))
+        if self.auth not in AUTH_MODES:
+            raise ConfigError(f"MLOPS_AUTH={self.auth!r} is invalid: expected one of {', '.join(AUTH_MODES)}")
+        loopback = is_loopback(self.host)
+        if self.auth == "local" and not loopback:
+            raise ConfigError(
+                f"MLOPS_AUTH=local serves one person on this machine, but MLOPS_HOST={self.host!r} lets other "
+                "machines connect: set MLOPS_AUTH=on (with MLOPS_ADMIN_USER and MLOPS_ADMIN_PASSWORD) or "
+                "MLOPS_HOST=127.0.0.1"
+            )
+        if self.debug and not loopback:
+            raise ConfigError(
+                f"MLOPS_DEBUG=true shows a debugger that runs code to anyone who reaches MLOPS_HOST={self.host!r}: "
+                "use MLOPS_HOST=127.0.0.1 for debugging, or MLOPS_DEBUG=false"
+            )
+        if bool(self.admin_user) != bool(self.admin_password):
+            raise ConfigError("MLOPS_ADMIN_USER and MLOPS_ADMIN_PASSWORD go together: set both or neither")
+
+    @property
+    def auth_mode(self) -> str:
+        """``local`` (no login, this machine only) or ``on`` (a login or token for everything)."""
+        if self.auth == "auto":
+            return "local" if is_loopback(self.host) else "on"
+        return self.auth
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -144,6 +225,8 @@ class Settings:
             try:
                 values[field] = parse(raw)
             except ValueError as exc:
+                if "PASSWORD" in name or "SECRET" in name:
+                    raw = "***"
                 reason = str(exc) if not str(exc).startswith("invalid literal") else "not a number"
                 raise ConfigError(f"{name}={raw!r} is invalid: {reason}") from None
         values.update(overrides)

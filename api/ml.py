@@ -5,15 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from api.errors import ApiError
-from api.params import MAX_ID, id_param, int_param, json_body, runtime
+from api.params import MAX_ID, id_param, int_param, json_body, optional_json_body, runtime
 from storage.models import JOB_STATUSES
 
 JOB_ID = "<string(length=32):job_id>"
-
-
-def _optional_body():
-    """A JSON body, or none at all (an empty POST)."""
-    return json_body() if request.content_length or request.is_json else None
 
 
 def register(bp: Blueprint) -> None:
@@ -54,7 +49,7 @@ def register(bp: Blueprint) -> None:
 
     @bp.post(f"/runs/{JOB_ID}/finish")
     def finish_run(job_id: str):
-        return jsonify(runtime().training.finish_run(job_id, _optional_body()))
+        return jsonify(runtime().training.finish_run(job_id, optional_json_body()))
 
     @bp.get("/models")
     def list_models():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from api import openapi_accounts
 from components.charts import CHARTS
 from events.catalogue import PAYLOADS, EventType
 from services.export import FORMATS
@@ -50,7 +51,7 @@ def document(server_url: str) -> dict[str, Any]:
     ]
     chart_name = {"name": "chart", "in": "path", "required": True, "schema": {"enum": sorted(CHARTS)}}
     event_types = [t.value for t in EventType]
-    return {
+    return openapi_accounts.secure({
         "openapi": "3.1.0",
         "info": {"title": "MLOps Dashboard API", "version": "1"},
         "servers": [{"url": server_url}],
@@ -171,6 +172,7 @@ def document(server_url: str) -> dict[str, Any]:
                 }
             },
             **_ml_paths(),
+            **openapi_accounts.paths(),
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": _json({"type": "object"})}}},
         },
         "components": {
@@ -220,10 +222,11 @@ def document(server_url: str) -> dict[str, Any]:
                     },
                 },
                 **ML_SCHEMAS,
+                **openapi_accounts.SCHEMAS,
                 **{f"Payload_{t.value}": PAYLOADS[t].model_json_schema() for t in EventType},
             }
         },
-    }
+    })
 
 
 def _job_id(name: str = "job_id") -> dict[str, Any]:

@@ -49,3 +49,8 @@ def json_body() -> Any:
     if body is None:
         raise ApiError("the body is not valid JSON", code="invalid_json")
     return body
+
+
+def optional_json_body() -> Any:
+    """A JSON body, or None for an empty POST (actions whose body is optional)."""
+    return json_body() if request.content_length or request.is_json else None

@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+import api.accounts
 import api.charts
 import api.openapi
 import api.data
@@ -61,12 +62,16 @@ def create_blueprint() -> Blueprint:
             raise ApiError("unknown fields", code="unknown_fields", details={"fields": unknown})
         if "type" not in body:
             raise ApiError("'type' is required", code="invalid_event", status=422)
+        data = body.get("data")
+        if data is None or isinstance(data, dict):
+            data = {**(data or {}), "posted": True}  # news from outside, not from the dashboard's own work
         try:
-            event = runtime().publish(body["type"], body.get("data"))
+            event = runtime().publish(body["type"], data)
         except InvalidEvent as exc:
             raise ApiError(str(exc), code="invalid_event", status=422, details={"errors": exc.errors}) from None
         return jsonify(event.envelope()), 201
 
+    api.accounts.register(bp)
     api.charts.register(bp)
     api.data.register(bp)
     api.ml.register(bp)

@@ -99,6 +99,11 @@
     return proto + "//" + window.location.host + dashPrefix() + S.config.ws_path + "?" + q.join("&");
   }
   mlops.apiUrl = (path) => dashPrefix() + S.config.api_path + "/" + path;
+  // Writes carry the CSRF token the server set as a cookie (the same one Dash's renderer echoes).
+  mlops.csrfHeaders = function () {
+    const match = document.cookie.match(/(?:^|;\s*)_csrf_token=([^;]*)/);
+    return match ? { "X-CSRFToken": decodeURIComponent(match[1]) } : {};
+  };
   mlops.setProps = setProps;
   mlops.setIfShown = setIfShown;
   mlops.ids = ids;

@@ -174,6 +174,7 @@
     const xhr = new XMLHttpRequest();
     upload.xhr = xhr;
     xhr.open("POST", mlops.apiUrl("datasets?upload_id=" + encodeURIComponent(upload.id)));
+    for (const [name, value] of Object.entries(mlops.csrfHeaders())) xhr.setRequestHeader(name, value);
     xhr.upload.onprogress = (ev) => {
       if (!ev.lengthComputable || upload.stage !== "receiving") return;
       const pct = Math.round((100 * ev.loaded) / ev.total);

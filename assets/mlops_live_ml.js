@@ -318,7 +318,7 @@
 
   // ---- requests and buttons ---------------------------------------------------------------------
   function api(method, path) {
-    return fetch(mlops.apiUrl(path), { method: method, cache: "no-store" }).then(
+    return fetch(mlops.apiUrl(path), { method: method, cache: "no-store", headers: mlops.csrfHeaders() }).then(
       (r) =>
         r.text().then((text) => {
           let body = null;

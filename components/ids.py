@@ -121,3 +121,38 @@ def pipeline_edit(pipeline_id: int) -> dict:
 
 def pipeline_delete(pipeline_id: int) -> dict:
     return {"type": PIPELINE_DELETE, "id": pipeline_id}
+
+# Pipelines page: confirm deleting a pipeline that serves a deployed model
+PIPELINE_CONFIRM = "pipeline-confirm"
+PIPELINE_PENDING_DELETE = "pipeline-pending-delete"
+
+# Navbar: who is logged in
+USER_MENU = "user-menu"
+
+# Access page: one's API tokens and (admins) the users
+TOKEN_NAME = "token-name"
+TOKEN_DAYS = "token-days"
+TOKEN_CREATE = "token-create"
+TOKEN_FEEDBACK = "token-feedback"
+TOKEN_LIST = "token-list"
+TOKEN_REVOKE = "token-revoke"
+USER_NAME = "user-name"
+USER_PASSWORD = "user-password"
+USER_ROLE = "user-role"
+USER_CREATE = "user-create"
+USER_FEEDBACK = "user-feedback"
+USER_LIST = "user-list"
+USER_DELETE = "user-delete"
+USER_SET_ROLE = "user-set-role"
+
+
+def token_revoke(token_id: int) -> dict:
+    return {"type": TOKEN_REVOKE, "id": token_id}
+
+
+def user_delete(user_id: int) -> dict:
+    return {"type": USER_DELETE, "id": user_id}
+
+
+def user_set_role(user_id: int) -> dict:
+    return {"type": USER_SET_ROLE, "id": user_id}

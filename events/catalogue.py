@@ -51,8 +51,14 @@ ModelKind = Literal["linear", "random_forest", "gradient_boosting", "mlp"]
 ModelState = Literal["training", "ready", "deploying", "deployed", "retired", "failed"]
 
 
+META_FIELDS = ("actor", "posted")  # on every type; left out of the payload when unset
+
+
 class Payload(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    actor: str | None = Field(default=None, max_length=64)  # the user whose action this is
+    posted: bool | None = None  # true when an admin published it raw (POST /api/v1/events)
 
 
 class TrainingProgress(Payload):
@@ -263,6 +269,9 @@ def validate(name: str | EventType, data: Any) -> tuple[EventType, dict[str, Any
         summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         raise InvalidEvent(kind.value, f"invalid payload ({summary})", errors) from None
     payload = model.model_dump(mode="json")
+    for field in META_FIELDS:
+        if payload.get(field) is None:
+            del payload[field]
     size = len(dumps(payload).encode())
     if size > MAX_PAYLOAD_BYTES:
         raise InvalidEvent(kind.value, f"payload is {size:,} bytes; an event carries at most {MAX_PAYLOAD_BYTES:,}")

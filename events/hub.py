@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from events.catalogue import EventType
@@ -100,6 +101,9 @@ class Hub:
         self.available = True
         self.last_error = ""
         self._mailboxes: set[Mailbox] = set()
+        # Who the current thread acts for (set by the app: the user of the request being served);
+        # events published meanwhile name them as ``actor``.
+        self.actor: Callable[[], str | None] = lambda: None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -134,16 +138,22 @@ class Hub:
     # -- publishing and subscribing ------------------------------------------------------------------
     def publish(self, kind: str | EventType, data: Any = None) -> Event:
         """Validate and append to the log; every process's subscribers receive it through their pump."""
-        return self.log.publish(kind, data)
+        return self.log.publish(kind, self._with_actor(data))
 
     def announce(self, kind: str | EventType, data: Any = None) -> Event | None:
         """Publish news of a change that is already stored: an unreachable log is logged, not raised,
         so the caller still answers with success (pages reload their snapshot once the log is back)."""
         try:
-            return self.log.publish(kind, data)
+            return self.log.publish(kind, self._with_actor(data))
         except EventLogUnavailable as exc:
             log.warning("%s not published (the change itself is stored): %s", kind, exc)
             return None
+
+    def _with_actor(self, data: Any) -> Any:
+        actor = self.actor()
+        if actor is None or not isinstance(data, dict) or "actor" in data:
+            return data
+        return {**data, "actor": actor}
 
     def subscribe(self, max_events: int) -> tuple[Mailbox, str, int]:
         """A new mailbox and the ``(epoch, seq)`` after which it receives every event."""

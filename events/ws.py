@@ -14,6 +14,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from flask import request
@@ -38,6 +39,28 @@ def frame(events: list[Event]) -> str:
     return '{"kind":"events","events":[' + ",".join(e.raw for e in events) + "]}"
 
 
+class Scope:
+    """A socket that sees only some event types (a share link's chart), each payload cut down.
+
+    Its frames carry ``upto``: every event the socket may see with a seq up to it is in this frame or
+    an earlier one, so the client advances past the seqs it was not sent instead of asking for them.
+    """
+
+    def __init__(self, types: frozenset[str], project: Callable[[dict[str, Any]], dict[str, Any]] | None = None):
+        self.types = types
+        self.project = project
+
+    def frame(self, events: list[Event]) -> str | None:
+        shown = [e for e in events if e.type in self.types]
+        if not shown:
+            return None
+        if self.project is not None:
+            raws = [dumps({**e.envelope(), "data": self.project(e.data)}) for e in shown]
+        else:
+            raws = [e.raw for e in shown]
+        return '{"kind":"events","upto":' + str(events[-1].seq) + ',"events":[' + ",".join(raws) + "]}"
+
+
 def _int_arg(value: str | None) -> int | None:
     if value is None or value == "":
         return None
@@ -50,9 +73,12 @@ def _int_arg(value: str | None) -> int | None:
 class Session:
     """One connected client."""
 
-    def __init__(self, ws, hub: Hub, *, max_queue: int, batch_ms: float, heartbeat_s: float):
+    def __init__(self, ws, hub: Hub, *, max_queue: int, batch_ms: float, heartbeat_s: float,
+                 scope: Scope | None = None, principal: Any = None):
         self.ws = ws
         self.hub = hub
+        self.scope = scope
+        self.principal = principal  # who opened it: SocketGuard closes it when their credentials end
         self.batch_s = batch_ms / 1000.0
         self.heartbeat_s = heartbeat_s
         self.max_queue = max_queue
@@ -68,7 +94,10 @@ class Session:
 
     def send_events(self, events: list[Event]) -> None:
         for start in range(0, len(events), MAX_FRAME_EVENTS):
-            self.send(frame(events[start : start + MAX_FRAME_EVENTS]))
+            chunk = events[start : start + MAX_FRAME_EVENTS]
+            text = frame(chunk) if self.scope is None else self.scope.frame(chunk)
+            if text is not None:
+                self.send(text)
         self.last_frame_at = time.monotonic()
 
     def replay(self, after: int, epoch: str | None, upto: int) -> bool:
@@ -203,8 +232,58 @@ def _release(ws) -> None:
         pass
 
 
-def register(sock: Sock, path: str, hub: Hub, settings) -> None:
-    """Serve the protocol at ``path`` on the Flask app ``sock`` is bound to."""
+class SocketGuard:
+    """Closes open sockets whose credentials ended (token revoked or expired, user removed, share
+    revoked) within ``interval_s``, in every process: each checks its own sockets against the database."""
+
+    def __init__(self, still_valid: Callable[[list[Any]], set[int]], interval_s: float = 1.0):
+        self.still_valid = still_valid
+        self.interval_s = interval_s
+        self._sessions: set[Session] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, session: Session) -> None:
+        with self._lock:
+            self._sessions.add(session)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="mlops-ws-guard", daemon=True)
+                self._thread.start()
+
+    def discard(self, session: Session) -> None:
+        with self._lock:
+            self._sessions.discard(session)
+
+    def check(self) -> int:
+        """Close the sockets whose credentials ended; returns how many."""
+        with self._lock:
+            sessions = [s for s in self._sessions if s.principal is not None and s.box is not None]
+        if not sessions:
+            return 0
+        valid = self.still_valid([s.principal for s in sessions])
+        ended = [s for i, s in enumerate(sessions) if i not in valid]
+        for session in ended:
+            session.box.put("close", (CLOSE_PROTOCOL, "credentials revoked or expired"))
+        return len(ended)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.check()
+            except Exception as exc:  # the database is away: keep the sockets, try again
+                log.warning("WebSocket credential check failed: %s", exc)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def register(sock: Sock, path: str, hub: Hub, settings, guard: SocketGuard | None = None,
+             access: Callable[[], tuple[Any, Scope | None]] = lambda: (None, None)) -> None:
+    """Serve the protocol at ``path`` on the Flask app ``sock`` is bound to.
+
+    ``access()`` tells, for the request being upgraded, who opened it and which events it may see.
+    """
 
     @sock.route(path, endpoint="mlops_ws")
     def websocket(ws):
@@ -215,10 +294,16 @@ def register(sock: Sock, path: str, hub: Hub, settings) -> None:
             _release(ws)
             return
         epoch = request.args.get("epoch") or None
+        principal, scope = access()
         session = Session(
-            ws, hub, max_queue=settings.ws_queue, batch_ms=settings.ws_batch_ms, heartbeat_s=settings.ws_heartbeat_s
+            ws, hub, max_queue=settings.ws_queue, batch_ms=settings.ws_batch_ms, heartbeat_s=settings.ws_heartbeat_s,
+            scope=scope, principal=principal,
         )
+        if guard is not None:
+            guard.add(session)
         try:
             session.run(after, epoch)
         finally:
+            if guard is not None:
+                guard.discard(session)
             _release(ws)

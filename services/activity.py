@@ -32,6 +32,7 @@ class ActivityFeed:
                 message=message,
                 subject_type=subject_type,
                 subject_id=None if subject_id is None else str(subject_id),
+                actor=self.hub.actor(),
             )
             session.add(row)
             session.flush()

@@ -7,6 +7,8 @@ import logging
 from config import Settings
 from events.hub import Hub
 from events.log import open_event_log
+from events.ws import SocketGuard
+from services.accounts import Accounts
 from services.activity import ActivityFeed
 from services.datasets import Datasets
 from services.health import HealthChecks, HealthMonitor
@@ -14,6 +16,7 @@ from services.live_state import LiveState
 from services.pipelines import Pipelines
 from services.registry import Registry
 from services.serving import Serving
+from services.secret_key import load_or_create
 from services.system_stats import StatsSampler
 from services.training import Training
 from storage.db import Database, default_url
@@ -31,6 +34,9 @@ class Runtime:
         self.hub.listeners.append(self.state)
         self.db = Database(settings.database_url or default_url(settings.data_dir))
         self.db.upgrade()  # Alembic migrations to head: creates or upgrades the schema, keeps the data
+        self.secret_key = load_or_create(settings.secret_key, settings.data_dir)
+        self.accounts = Accounts(self.db, self.secret_key)
+        self.sockets = SocketGuard(self.accounts.still_valid)
         self.activity = ActivityFeed(self.db, self.hub)
         self.datasets = Datasets(self.db, self.hub, self.activity, settings.data_dir, settings.max_upload_mb * 2**20)
         self.pipelines = Pipelines(self.db, self.hub, self.activity)
@@ -66,6 +72,7 @@ class Runtime:
     def stop(self) -> None:
         if not self.started:
             return
+        self.sockets.stop()
         self.sampler.stop()
         self.monitor.stop()
         self.training.stop()

@@ -37,6 +37,7 @@ MODEL_KINDS = ("linear", "random_forest", "gradient_boosting", "mlp")
 MODEL_STATUSES = ("training", "ready", "deploying", "deployed", "retired", "failed")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 TASKS = ("classification", "regression")
+ROLES = ("viewer", "editor", "admin")  # each can do all that the ones before it can
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -308,6 +309,7 @@ class Activity(Base):
     subject_type: Mapped[str | None] = mapped_column(String(32))
     subject_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(default=utc_now)
+    actor: Mapped[str | None] = mapped_column(String(64))  # who did it; None for the system itself
 
     @classmethod
     def newest_first(cls, limit: int, before: int | None = None) -> Select[tuple[Activity]]:
@@ -323,3 +325,52 @@ class Activity(Base):
 
 
 Index("ix_activity_created_at_id", Activity.created_at.desc(), Activity.id.desc())
+
+
+class User(Base):
+    """An account: a name, a password hash (argon2id) and a role."""
+
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint(one_of("role", ROLES), name="role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String(16))
+    # Bumped when the password or role changes: sessions signed with an older value end.
+    session_version: Mapped[int] = mapped_column(default=1)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utc_now)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utc_now, onupdate=utc_now)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in super().to_dict().items() if k not in {"password_hash", "session_version"}}
+
+
+class ApiToken(Base):
+    """A bearer token of a user; only its SHA-256 is stored, so the database never holds the secret."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utc_now)
+    expires_at: Mapped[dt.datetime | None]
+    last_used_at: Mapped[dt.datetime | None]
+    revoked_at: Mapped[dt.datetime | None]
+
+    user: Mapped[User] = relationship()
+
+
+class ShareLink(Base):
+    """A read-only link to one chart's embed page; the URL carries a signed id, this row its revocation."""
+
+    __tablename__ = "share_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    chart: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utc_now)
+    expires_at: Mapped[dt.datetime]
+    revoked_at: Mapped[dt.datetime | None]

@@ -359,6 +359,7 @@ def test_alert_health_and_activity_crud(db):
             "subject_type": "model",
             "subject_id": "7",
             "created_at": "",
+            "actor": None,
         }
         for row in (alert, health, activity):
             data = row.to_dict()
