@@ -18,6 +18,7 @@ from flask_sock import Sock
 import api.routes
 import security
 from api.data import MlopsRequest
+import callbacks.access
 import callbacks.data
 import callbacks.live
 import callbacks.pages
@@ -68,14 +69,23 @@ def create_app(settings: Settings | None = None) -> dash.Dash:
         "charts": browser_charts(),
         "max_points": settings.chart_points,
         "heartbeat_s": settings.ws_heartbeat_s,
+        "auth": settings.auth_mode,
         "ids": {name: getattr(ids, name) for name in dir(ids) if name.isupper()},
     }
-    app.layout = lambda: layout(scope.snapshot(runtime.state.snapshot()), scope.browser_config(browser_config, prefix))
+    def page_layout():
+        principal = security.current_principal()
+        user = None
+        if principal is not None and principal.kind != "share":
+            user = principal.describe() | {"auth": principal.kind, "csrf": flask.session.get("csrf")}
+        return layout(scope.snapshot(runtime.state.snapshot()), scope.browser_config(browser_config, prefix), user)
+
+    app.layout = page_layout
     # Pages are drawn by the routing callback; Dash validates callbacks against all of them.
     app.validation_layout = validation_layout(LiveState(settings.chart_points).snapshot(), browser_config)
     callbacks.live.register(app)
     callbacks.data.register(app, runtime)
     callbacks.pages.register(app, runtime, api_base=f"{app.config.requests_pathname_prefix}api/v1/")
+    callbacks.access.register(app, runtime)
     api.routes.register(server, prefix)
 
     def ws_access():
@@ -116,6 +126,11 @@ def main() -> None:
         settings = Settings.from_env()
     except ConfigError as exc:
         sys.exit(f"configuration error: {exc}")
+    if sys.argv[1:2] == ["users"]:
+        from security import cli
+
+        logging.getLogger().setLevel(logging.WARNING)
+        sys.exit(cli.main(sys.argv[2:], settings))
     dash_app = create_app(settings)
     url = f"http://{settings.host}:{settings.port}{settings.url_prefix}"
     logging.getLogger("mlops").info("MLOps Dashboard on %s", url)

@@ -13,6 +13,7 @@ import api.data
 import api.ml
 from api.errors import ApiError, error_response
 from api.params import int_param, json_body, runtime
+from security import scope
 from events.catalogue import InvalidEvent
 from events.log import EventLogUnavailable, Gap
 from services.errors import DomainError
@@ -32,7 +33,7 @@ def create_blueprint() -> Blueprint:
 
     @bp.get("/snapshot")
     def snapshot():
-        return jsonify(runtime().state.snapshot())
+        return jsonify(scope.snapshot(runtime().state.snapshot()))  # a share link gets its chart's part
 
     @bp.get("/events")
     def list_events():

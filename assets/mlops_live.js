@@ -31,6 +31,7 @@
     config: null,
     epoch: null,
     lastSeq: 0,
+    complete: 0, // a scoped stream (share link) has sent every event it may show up to this seq
     pending: new Map(),
     resetting: false,
     resetBuffer: [],
@@ -112,6 +113,7 @@
   function applySnapshot(snap, redraw) {
     S.epoch = snap.epoch || null;
     S.lastSeq = snap.seq || 0;
+    S.complete = 0;
     S.pending.clear();
     const incoming = snap.samples || [];
     let kept = [];
@@ -310,10 +312,20 @@
   }
 
   function drain() {
-    while (S.pending.has(S.lastSeq + 1)) {
-      const e = S.pending.get(S.lastSeq + 1);
-      S.pending.delete(e.seq);
-      S.lastSeq = e.seq;
+    for (;;) {
+      let next = S.pending.has(S.lastSeq + 1) ? S.lastSeq + 1 : null;
+      if (next === null && S.complete > S.lastSeq) {
+        // A scoped stream skips the seqs it may not show: nothing else exists up to S.complete.
+        for (const seq of S.pending.keys()) if (seq <= S.complete && (next === null || seq < next)) next = seq;
+        if (next === null) {
+          S.lastSeq = S.complete;
+          continue;
+        }
+      }
+      if (next === null) break;
+      const e = S.pending.get(next);
+      S.pending.delete(next);
+      S.lastSeq = next;
       handle(e);
     }
     if (S.pending.size > PENDING_MAX) startReset();
@@ -427,6 +439,7 @@
     let reply = null;
     switch (msg.kind) {
       case "events":
+        if (typeof msg.upto === "number" && msg.upto > S.complete) S.complete = msg.upto;
         receive(msg.events);
         reply = gapRequest();
         break;
@@ -504,10 +517,25 @@
 
     embedSnippet: function (clicks, isOpen) {
       const chart = window.dash_clientside.callback_context.triggered_id.chart;
-      const src = window.location.origin + dashPrefix() + "embed/" + chart;
-      const snippet =
+      const iframe = (src) =>
         '<iframe src="' + src + '" width="100%" height="320" style="border:0" title="MLOps Dashboard: ' + chart + '"></iframe>';
-      return [!isOpen, snippet];
+      if (S.config.auth !== "on") return [!isOpen, iframe(window.location.origin + dashPrefix() + "embed/" + chart)];
+      // With logins on, a page elsewhere cannot use the viewer's session: it gets a read-only share
+      // link to this chart alone (signed, expires, revocable by an admin).
+      if (!isOpen) {
+        const target = { type: "embed-snippet", chart: chart };
+        fetch(mlops.apiUrl("charts/" + chart + "/share"), { method: "POST", headers: mlops.csrfHeaders(), cache: "no-store" })
+          .then((r) => r.json().then((body) => [r.ok, body]))
+          .then(([ok, body]) =>
+            setProps(target, {
+              children: ok
+                ? iframe(body.url) + "\n\nA read-only link to this chart, valid until " + body.expires_at.slice(0, 10) + "."
+                : "No share link: " + ((body.error && body.error.message) || "refused"),
+            })
+          )
+          .catch((err) => setProps(target, { children: "No share link: " + err }));
+      }
+      return [!isOpen, "Creating a share link…"];
     },
 
     renderHealth: function (data) {

@@ -752,7 +752,8 @@
       else example[c.name] = (c.categories && c.categories[0]) || "";
     }
     const body = JSON.stringify({ instances: [example] }).replace(/'/g, "'\\''"); // safe inside '...'
-    return "curl -X POST " + url + " -H 'Content-Type: application/json' -d '" + body + "'";
+    const auth = mlops.state.config.auth === "on" ? ' -H "Authorization: Bearer $MLOPS_TOKEN"' : "";
+    return "curl -X POST " + url + auth + " -H 'Content-Type: application/json' -d '" + body + "'";
   }
   function endpointPanel(m) {
     const i = ids();

@@ -128,16 +128,43 @@ def register(app: Dash, runtime: Runtime) -> None:
         return (None, p["id"], f"Edit pipeline {p['name']}", "Save changes", p["name"], p["dataset_id"], p["target"],
                 p["model"], json.dumps(p["params"]), p["features"] or [])
 
+    def delete(pipeline_id: int):
+        try:
+            runtime.pipelines.delete(pipeline_id)
+        except DomainError as exc:
+            return _feedback(exc)
+        return dbc.Alert("Pipeline deleted.", color="secondary", className="py-2 small", duration=4000)
+
+    # A pipeline whose model serves predictions is deleted only once the user confirms: its endpoint
+    # stops answering with it.
     @app.callback(
         Output(ids.PIPELINE_FEEDBACK, "children", allow_duplicate=True),
+        Output(ids.PIPELINE_CONFIRM, "displayed"),
+        Output(ids.PIPELINE_CONFIRM, "message"),
+        Output(ids.PIPELINE_PENDING_DELETE, "data"),
         Input(ids.pipeline_delete(ALL), "n_clicks"),
         prevent_initial_call=True,
     )
     def delete_pipeline(_clicks):
         if not ctx.triggered_id or not ctx.triggered[0]["value"]:
-            return no_update
-        try:
-            runtime.pipelines.delete(ctx.triggered_id["id"])
-        except DomainError as exc:
-            return _feedback(exc)
-        return dbc.Alert("Pipeline deleted.", color="secondary", className="py-2 small", duration=4000)
+            return no_update, no_update, no_update, no_update
+        pipeline_id = ctx.triggered_id["id"]
+        deployed = [m for m in runtime.registry.list_models(pipeline_id) if m["status"] == "deployed"]
+        if deployed:
+            name = deployed[0].get("pipeline_name") or f"#{pipeline_id}"
+            message = (f"Pipeline {name} serves predictions with its deployed version {deployed[0]['version']}. "
+                       "Deleting it removes its models and its endpoint stops answering. Delete it?")
+            return no_update, True, message, pipeline_id
+        return delete(pipeline_id), False, no_update, None
+
+    @app.callback(
+        Output(ids.PIPELINE_FEEDBACK, "children", allow_duplicate=True),
+        Output(ids.PIPELINE_PENDING_DELETE, "data", allow_duplicate=True),
+        Input(ids.PIPELINE_CONFIRM, "submit_n_clicks"),
+        State(ids.PIPELINE_PENDING_DELETE, "data"),
+        prevent_initial_call=True,
+    )
+    def confirm_delete(_submitted, pipeline_id):
+        if pipeline_id is None:
+            return no_update, no_update
+        return delete(pipeline_id), None

@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import numbers
+import os
 import random
 import threading
 import time
@@ -69,7 +70,8 @@ class Run:
     up to ``batch_size`` of them at a time, at most every ``interval`` seconds unless a full batch is
     waiting. Each request gives up after ``timeout`` seconds; failed ones are retried after 0.5 s,
     1 s, 2 s ... up to ``max_backoff``. When nothing is logged for ``heartbeat`` seconds the last step
-    is sent again, since the dashboard fails a run that stays silent for an hour.
+    is sent again, since the dashboard fails a run that stays silent for an hour. ``token`` (default:
+    the ``MLOPS_TOKEN`` environment variable) is an API token of an editor, for dashboards with logins.
     """
 
     def __init__(
@@ -85,6 +87,7 @@ class Run:
         timeout: float = 2.0,
         max_backoff: float = 10.0,
         heartbeat: float = 600.0,
+        token: str | None = None,
     ):
         parts = urllib.parse.urlsplit(url) if isinstance(url, str) else None
         if parts is None or parts.scheme not in {"http", "https"} or not parts.netloc:
@@ -114,6 +117,10 @@ class Run:
         self._timeout = timeout
         self._max_backoff = max_backoff
         self._heartbeat = heartbeat
+        token = token if token is not None else os.environ.get("MLOPS_TOKEN") or None
+        self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
 
         self.id: str | None = None
         self.dropped = 0  # entries lost to a full buffer
@@ -372,7 +379,7 @@ class Run:
             self._api + path,
             data=data,
             method="POST",
-            headers={"Content-Type": "application/json", "Accept": "application/json"},
+            headers=self._headers,
         )
         try:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:

@@ -77,6 +77,8 @@ def pipelines_page(pipelines: list[dict[str, Any]], datasets: list[dict[str, Any
                         [
                             dbc.CardHeader("Pipelines"),
                             dcc.Store(id=ids.PIPELINES_STORE, data={"items": pipelines}),
+                            dcc.Store(id=ids.PIPELINE_PENDING_DELETE, data=None),
+                            dcc.ConfirmDialog(id=ids.PIPELINE_CONFIRM, message=""),
                             html.Div(id=ids.PIPELINES_TABLE, className="table-responsive"),
                         ],
                         className="shadow-sm mb-3",

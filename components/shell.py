@@ -11,6 +11,7 @@ from dash_extensions import WebSocket
 from components import ids
 from components.charts import CHARTS
 from components.figures import THEMES
+from components.access import access_page
 from components.activity import activity_panel
 from components.datasets import datasets_page
 from components.health import health_panel
@@ -19,10 +20,28 @@ from components.pipelines import pipelines_page
 from components.system import GRAPH_CONFIG, charts, kpi_row, ml_kpi_row
 from components.training import training_page
 
-PAGES = (("Overview", ""), ("Datasets", "datasets"), ("Pipelines", "pipelines"), ("Training", "training"), ("Models", "models"))
+PAGES = (
+    ("Overview", ""), ("Datasets", "datasets"), ("Pipelines", "pipelines"), ("Training", "training"), ("Models", "models"),
+    ("Access", "access"),
+)
 
 
-def navbar(base: str) -> dbc.Navbar:
+def user_menu(base: str, user: dict[str, Any] | None) -> html.Div | None:
+    """Who is logged in, with a log-out button (a plain form post carrying the CSRF token)."""
+    if not user:
+        return None
+    label = html.Span([user["name"], html.Span(f" · {user['role']}", className="opacity-75")], className="text-light small me-2")
+    if user["auth"] != "session":
+        return html.Div(label, id=ids.USER_MENU, className="d-flex align-items-center me-2")
+    logout = html.Form(
+        [dcc.Input(type="hidden", name="csrf_token", value=user.get("csrf") or ""),
+         html.Button("Log out", type="submit", className="btn btn-sm btn-outline-light")],
+        action=f"{base}logout", method="post", className="m-0",
+    )
+    return html.Div([label, logout], id=ids.USER_MENU, className="d-flex align-items-center me-3")
+
+
+def navbar(base: str, user: dict[str, Any] | None = None) -> dbc.Navbar:
     return dbc.Navbar(
         dbc.Container(
             [
@@ -34,6 +53,7 @@ def navbar(base: str) -> dbc.Navbar:
                 ),
                 html.Div(
                     [
+                        user_menu(base, user),
                         dbc.Badge("Health …", id=ids.HEALTH_BADGE, color="secondary", className="me-2"),
                         dbc.Badge("Connecting…", id=ids.CONN_BADGE, color="secondary"),
                     ],
@@ -87,8 +107,11 @@ def embed(chart_name: str, snapshot: dict[str, Any], theme: str) -> html.Div:
     )
 
 
-def layout(snapshot: dict[str, Any], config: dict[str, Any]) -> html.Div:
-    """The shell: the WebSocket sits outside the page container, so navigation never reconnects."""
+def layout(snapshot: dict[str, Any], config: dict[str, Any], user: dict[str, Any] | None = None) -> html.Div:
+    """The shell: the WebSocket sits outside the page container, so navigation never reconnects.
+
+    ``user``: ``{name, role, auth, csrf}`` of who is looking, for the navbar.
+    """
     return html.Div(
         [
             dcc.Location(id=ids.URL, refresh=False),
@@ -96,7 +119,7 @@ def layout(snapshot: dict[str, Any], config: dict[str, Any]) -> html.Div:
             WebSocket(id=ids.WS),
             dcc.Store(id=ids.CONFIG, data=config),
             dcc.Store(id=ids.SNAPSHOT, data=snapshot),
-            html.Div(navbar(config["base"]), id=ids.NAVBAR, style={"display": "none"}),
+            html.Div(navbar(config["base"], user), id=ids.NAVBAR, style={"display": "none"}),
             html.Div(id=ids.PAGE),
             html.Div(id=ids.TOASTS, className="toast-stack"),
         ]
@@ -113,6 +136,7 @@ def validation_layout(snapshot: dict[str, Any], config: dict[str, Any]) -> html.
             pipelines_page([], []),
             training_page([]),
             models_page([]),
+            access_page({"name": "", "role": "admin"}, [], []),
             *(embed(name, snapshot, "light") for name in CHARTS),
         ]
     )

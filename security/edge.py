@@ -135,9 +135,11 @@ class Edge:
             if principal is None:
                 return self.refuse(404, "share_not_found", "this share link does not exist, expired or was revoked")
             return principal
-        header = request.headers.get("Authorization", "")
+        header = request.headers.get("Authorization", "").strip()
         scheme, _, value = header.partition(" ")
-        if scheme.lower() == "bearer":
+        if header.lower() == "bearer":
+            header = ""  # "Bearer " with an unset $MLOPS_TOKEN: no credential, as if the header were absent
+        elif scheme.lower() == "bearer":
             principal = self.accounts.token_principal(value.strip())
             if principal is None:
                 return self.unauthorized("the token is unknown, expired or revoked", error="invalid_token")

@@ -98,11 +98,14 @@ CALLBACK_OUTPUTS: dict[str, str] = {
     ids.PIPELINE_MODEL: EDITOR,
     ids.PIPELINE_PARAMS: EDITOR,
     ids.PIPELINE_CONFIRM: EDITOR,
+    ids.PIPELINE_PENDING_DELETE: EDITOR,
     # the access page: one's own tokens, and (admins) users
     ids.TOKEN_FEEDBACK: VIEWER,
     ids.TOKEN_LIST: VIEWER,
+    ids.TOKEN_NAME: VIEWER,
     ids.USER_FEEDBACK: ADMIN,
     ids.USER_LIST: ADMIN,
+    ids.USER_PASSWORD: ADMIN,
 }
 # Outputs a share link's page may ask for: the page router only, and only for its own chart.
 SHARE_CALLBACK_OUTPUTS = {ids.PAGE, ids.NAVBAR}

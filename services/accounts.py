@@ -130,7 +130,9 @@ def _check_label(value: Any, field: str) -> str:
 class Accounts:
     def __init__(self, db: Database, secret_key: str):
         self.db = db
-        self._share_signer = URLSafeSerializer(secret_key, salt="mlops-share-link")
+        self._share_signer = URLSafeSerializer(
+            secret_key, salt="mlops-share-link", signer_kwargs={"digest_method": hashlib.sha256}
+        )
 
     # ---- users --------------------------------------------------------------------------------
     def count_users(self) -> int:

@@ -182,7 +182,7 @@ def test_aborted_upload_leaves_nothing(live_server):
     body, content_type = multipart({}, {"file": ("cut.csv", head * 50)})
     with socket.create_connection(("127.0.0.1", live_server.port)) as sock:
         sock.sendall(
-            f"POST /api/v1/datasets?upload_id=cut HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n"
+            f"POST /api/v1/datasets?upload_id=cut HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
             f"Content-Length: {len(body)}\r\n\r\n".encode()
         )
         sock.sendall(body[: len(body) // 3])
