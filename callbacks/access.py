@@ -101,6 +101,9 @@ def register(app: Dash, runtime: Runtime) -> None:
                 accounts.delete_user(trigger["id"])
                 message = "User removed, with their tokens."
             else:
+                before = accounts.get_user(trigger["id"])
+                if before["role"] == ctx.triggered[0]["value"]:
+                    return no_update, no_update  # the table was redrawn, nothing was chosen
                 user = accounts.update_user(trigger["id"], {"role": ctx.triggered[0]["value"]})
                 message = f"{user['name']} is now {user['role']}; their logins end."
         except DomainError as exc:

@@ -173,6 +173,16 @@ class Edge:
         return principal
 
     # ---- the hook -------------------------------------------------------------------------------
+    def endpoint(self) -> str | None:
+        """The request's endpoint, with Dash's routes named without the URL prefix (``/mlops/_dash-layout``
+        is ``/_dash-layout``), as ``security.policy`` names them."""
+        endpoint = request.endpoint
+        if endpoint and endpoint.endswith("_dash_assets.static"):
+            return "_dash_assets.static"  # Dash names its assets blueprint after the prefix too
+        if endpoint and self.prefix != "/" and endpoint.startswith(self.prefix):
+            return "/" + endpoint[len(self.prefix):]
+        return endpoint
+
     def before(self) -> Response | None:
         if not self.host_allowed(request.host):
             return self.refuse(400, "host_not_allowed", f"Host {request.host!r} is not served here (MLOPS_ALLOWED_HOSTS)")
@@ -180,11 +190,12 @@ class Edge:
             return self.refuse(
                 403, "local_only", "MLOPS_AUTH=local serves this machine only: set MLOPS_AUTH=on to let others in"
             )
-        rule = policy.ROUTES.get(request.endpoint or "")
-        if request.endpoint is None:
+        endpoint = g.endpoint = self.endpoint()
+        rule = policy.ROUTES.get(endpoint or "")
+        if endpoint is None:
             rule = policy.VIEWER  # unmatched paths: answered (404) only to those who may look
         if rule is None:
-            return self.refuse(403, "no_rule", f"{request.endpoint} has no access rule")
+            return self.refuse(403, "no_rule", f"{endpoint} has no access rule")
         found = self.authenticate() if rule != policy.PUBLIC or request.headers.get("Authorization") else None
         if isinstance(found, Response):
             return found
@@ -198,13 +209,13 @@ class Edge:
         elif not found.can(rule):
             refused = self.forbidden(rule)
         else:
-            refused = self.callback_rule(found) if request.endpoint == "/_dash-update-component" else None
+            refused = self.callback_rule(found) if endpoint == "/_dash-update-component" else None
         return refused or self.cross_site(found)
 
     def share_scope(self, principal: Principal) -> Response | None:
         """A share link reaches its chart's embed page and what that page loads, nothing else."""
         refused = self.refuse(403, "forbidden", "a share link shows one chart and nothing else")
-        endpoint = request.endpoint
+        endpoint = g.endpoint
         if endpoint not in policy.SHARE_ROUTES or (request.method != "GET" and endpoint != "/_dash-update-component"):
             return refused
         if endpoint == "/<path:path>" and request.path.rstrip("/") != f"{self.prefix}embed/{principal.chart}":
@@ -232,12 +243,14 @@ class Edge:
         return None if principal.can(role) else self.forbidden(role)
 
     def cross_site(self, principal: Principal) -> Response | None:
-        websocket = request.endpoint == "mlops_ws"
+        websocket = g.endpoint == "mlops_ws"
         if request.method not in UNSAFE_METHODS and not websocket:
             return None
         same = self.browser_same_origin()
         if principal.kind in {"token", "basic"} and same is not False:
             return None  # a script with its own credentials; a browser cannot forge this header cross-site
+        if principal.kind == "share" and same is not False:
+            return None  # read-only (share_scope let through the page router alone); it has no cookie
         if same is False:
             return self.refuse(403, "cross_site", "this request came from another site's page (MLOPS_ALLOWED_ORIGINS)")
         if websocket:
@@ -283,7 +296,7 @@ class Edge:
         return error_response(403, "forbidden", f"this needs the {role} role", {"required_role": role})
 
     def login_required(self) -> Response:
-        page = request.method == "GET" and request.endpoint in {"/", "/<path:path>"}
+        page = request.method == "GET" and g.get("endpoint") in {"/", "/<path:path>"}
         if page:
             target = request.full_path if request.query_string else request.path
             return flask.redirect(f"{self.prefix}login?next={quote(target, safe='/')}", 302)
@@ -299,7 +312,7 @@ class Edge:
         response.headers["Referrer-Policy"] = "same-origin"
         response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
         response.headers["Server"] = "mlops"  # the server software and its version are nobody's business
-        if request.environ.get(SHARE_ENV) is None and request.endpoint in {"/", "/<path:path>", "mlops_login"}:
+        if request.environ.get(SHARE_ENV) is None and self.endpoint() in {"/", "/<path:path>", "mlops_login"}:
             self.issue_csrf(response)
         return response
 

@@ -162,14 +162,14 @@ class Accounts:
         body = _check_fields(body, {"password", "role"})
         with self.db.session() as session:
             user = self._user(session, user_id, lock=True)
-            if "role" in body:
-                role = _check_role(body["role"])
-                if user.role == "admin" and role != "admin":
+            changed = False
+            if "role" in body and _check_role(body["role"]) != user.role:
+                if user.role == "admin":
                     self._keep_an_admin(session, user.id)
-                user.role = role
+                user.role, changed = body["role"], True
             if "password" in body:
-                user.password_hash = _hasher.hash(_check_password(body["password"]))
-            if body:
+                user.password_hash, changed = _hasher.hash(_check_password(body["password"])), True
+            if changed:
                 user.session_version += 1  # logins made before this change end
             return user.to_dict()
 
@@ -302,7 +302,8 @@ class Accounts:
                 ApiToken.id.in_(token_ids), ApiToken.revoked_at.is_(None),
                 (ApiToken.expires_at.is_(None)) | (ApiToken.expires_at > now),
             ))) if token_ids else set()
-            users = dict(session.execute(select(User.id, User.session_version).where(User.id.in_(user_ids)))) if user_ids else {}
+            users = {uid: version for uid, version in session.execute(
+                select(User.id, User.session_version).where(User.id.in_(user_ids)))} if user_ids else {}
             live_shares = set(session.scalars(select(ShareLink.id).where(
                 ShareLink.id.in_(share_ids), ShareLink.revoked_at.is_(None), ShareLink.expires_at > now,
             ))) if share_ids else set()

@@ -21,12 +21,13 @@ def start_dashboard(request, tmp_path):
 
     apps = []
 
-    def start(dash_duo, **overrides):
+    def start(dash_duo, open_page: bool = True, **overrides):
         settings = Settings(data_dir=tmp_path / "data", min_free_disk_mb=0, **overrides)
         dash_app = create_app(settings)
         apps.append(dash_app)
         dash_duo.start_server(dash_app, navigate=False, port=free_port())
-        dash_duo.server_url = dash_duo.server.url + settings.url_prefix.rstrip("/")  # opens the page
+        if open_page:  # a dashboard with logins on shows the login page first: the test opens what it needs
+            dash_duo.server_url = dash_duo.server.url + settings.url_prefix.rstrip("/")  # opens the page
         return dash_app
 
     yield start
