@@ -419,7 +419,7 @@ def main() -> int:
     print(f"scikit-learn {sklearn.__version__}, pandas {pd.__version__}, numpy {np.__version__}")
     print(f"command: {' '.join(shlex.quote(a) for a in [sys.executable, *sys.argv])}")
     print(f"load average before start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    print_quiet(args.print_quiet)
+    print_quiet(args.wait_quiet)
     started = time.monotonic()
     results: list[dict] = []
     copies = Path(tempfile.mkdtemp(prefix="mlops-bench-serving-"))

@@ -358,7 +358,7 @@ def main() -> int:
     print(f"command: {' '.join(shlex.quote(a) for a in [sys.executable, *sys.argv])}")
     print(f"scikit-learn {sklearn.__version__}, numpy {np.__version__}, pandas {pd.__version__}; "
           f"load average before start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    print_quiet(args.print_quiet)
+    print_quiet(args.wait_quiet)
     if args.blas_threads:
         threadpool_limits(args.blas_threads)
     print("thread pools: " + ", ".join(f"{i['internal_api']} {i['num_threads']}" for i in threadpool_info()))

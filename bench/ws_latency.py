@@ -359,7 +359,7 @@ async def main_async(args) -> int:
         f"client_ping={'off' if args.no_client_ping else 'every heartbeat_s'} "
         f"(clients and publisher share this one Python process)"
     )
-    print_quiet(args.print_quiet)
+    print_quiet(args.wait_quiet)
     results = []
     started = time.monotonic()
     failed = False
