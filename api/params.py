@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.errors import ApiError
 from services.runtime import Runtime
@@ -37,17 +39,54 @@ def id_param(name: str, maximum: int = MAX_ID) -> int | None:
 
 
 MAX_JSON_BYTES = 1 << 20  # JSON bodies are small; only dataset uploads may be large
+MAX_JSON_DEPTH = 32  # nesting deeper than any body of this API: refused before anything looks at it
+MAX_JSON_INT = 2**63 - 1  # what the databases' BIGINT holds; larger integers are refused, not overflowed
+
+
+def _json_error(message: str, code: str = "invalid_json", status: int = 400) -> ApiError:
+    return ApiError(message, code=code, status=status)
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _check_parsed(value: Any) -> None:
+    """Depth and integer range, walked without recursion (a hostile body must not exhaust the stack)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise _json_error(f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels", "too_deep")
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+        elif isinstance(item, int) and not isinstance(item, bool) and not -MAX_JSON_INT - 1 <= item <= MAX_JSON_INT:
+            raise _json_error(f"the integer {str(item)[:20]}... is out of range (at most {MAX_JSON_INT})",
+                              "number_out_of_range", 422)
 
 
 def json_body() -> Any:
     if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
-        raise ApiError(f"the JSON body is larger than {MAX_JSON_BYTES // 1024} KB", code="too_large", status=413)
+        raise _json_error(f"the JSON body is larger than {MAX_JSON_BYTES // 1024} KB", "too_large", 413)
     if not request.is_json:
-        raise ApiError("send a JSON body with Content-Type: application/json", code="unsupported_media_type", status=415)
+        raise _json_error("send a JSON body with Content-Type: application/json", "unsupported_media_type", 415)
     request.max_content_length = MAX_JSON_BYTES  # also bounds a chunked body without a length
-    body = request.get_json(silent=True)
-    if body is None:
-        raise ApiError("the body is not valid JSON", code="invalid_json")
+    try:
+        raw = request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        raw = None
+    if raw is None or (request.content_length is None and len(raw) >= MAX_JSON_BYTES):
+        # a chunked body is cut at the limit: reaching it means there was more
+        raise _json_error(f"the JSON body is larger than {MAX_JSON_BYTES // 1024} KB", "too_large", 413)
+    try:
+        body = json.loads(raw, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise _json_error(f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels", "too_deep") from None
+    except (ValueError, UnicodeDecodeError):
+        raise _json_error("the body is not valid JSON") from None
+    _check_parsed(body)
     return body
 
 

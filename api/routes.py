@@ -94,9 +94,9 @@ def create_blueprint() -> Blueprint:
             if endpoint.startswith("api.") and endpoint != "api.unknown":  # not Dash's catch-all page route
                 allowed.append(method)
         if allowed:
-            raise ApiError(
-                f"{request.method} is not allowed here", code="method_not_allowed", status=405, details={"allowed": allowed}
-            )
+            response = error_response(405, "method_not_allowed", f"{request.method} is not allowed here", {"allowed": allowed})
+            response.headers["Allow"] = ", ".join(allowed)  # RFC 9110: a 405 names the methods that work
+            return response
         raise ApiError(f"no API endpoint at {request.path}", code="not_found", status=404)
 
     @bp.errorhandler(DomainError)
@@ -120,4 +120,8 @@ def register(server: Flask, prefix: str) -> None:
         if not request.path.startswith(base):
             return exc
         code = (exc.name or "error").lower().replace(" ", "_")
-        return error_response(exc.code or 500, code, exc.description or exc.name)
+        response = error_response(exc.code or 500, code, exc.description or exc.name)
+        for name, value in exc.get_headers():
+            if name.lower() in {"allow", "retry-after", "www-authenticate"}:
+                response.headers[name] = value
+        return response

@@ -257,6 +257,8 @@ class Edge:
             return None  # a browser always sends Origin on a WebSocket; checked above
         if same is None and "Cookie" not in request.headers and principal.kind == "local":
             return None  # a program on this machine (curl, a script), not a browser
+        if same and g.endpoint == "/_dash-update-component" and self.read_only_callback():
+            return None  # draws a page; an embed framed elsewhere has no cookie to echo
         expected = flask.session.get("csrf")
         sent = request.headers.get(CSRF_HEADER)
         if sent is None and request.mimetype == "application/x-www-form-urlencoded":
@@ -264,6 +266,11 @@ class Edge:
         if not expected or not sent or not hmac.compare_digest(str(expected), str(sent)):
             return self.refuse(403, "csrf_failed", "the CSRF token is missing or stale: reload the page")
         return None
+
+    def read_only_callback(self) -> bool:
+        body = request.get_json(silent=True)
+        outputs = _output_ids(body if isinstance(body, dict) else {})
+        return bool(outputs) and set(outputs) <= policy.READ_ONLY_OUTPUTS
 
     def cross_site_form(self) -> Response | None:
         """The login and logout forms: posted from this site's own page, with its CSRF token."""

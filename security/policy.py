@@ -107,6 +107,9 @@ CALLBACK_OUTPUTS: dict[str, str] = {
     ids.USER_LIST: ADMIN,
     ids.USER_PASSWORD: ADMIN,
 }
+# Callbacks that only read (draw a page, a profile, a column list): a page framed on another site,
+# which gets no cookies there, may run them without the CSRF token (the Origin check still applies).
+READ_ONLY_OUTPUTS = {ids.PAGE, ids.NAVBAR, ids.DATASET_PROFILE, ids.PIPELINE_TARGET, ids.PIPELINE_FEATURES}
 # Outputs a share link's page may ask for: the page router only, and only for its own chart.
 SHARE_CALLBACK_OUTPUTS = {ids.PAGE, ids.NAVBAR}
 

@@ -21,6 +21,7 @@ from sqlalchemy import func, select, update
 
 from events.serialize import iso_utc, utc_now
 from services.errors import Conflict, DomainError, Invalid, NotFound
+from services.validation import check_fields, name_problem
 from storage.db import Database
 from storage.models import ROLES, ApiToken, ShareLink, User
 
@@ -85,18 +86,6 @@ def _expiry(days: Any, default: int | None) -> dt.datetime | None:
     return utc_now() + dt.timedelta(days=days)
 
 
-def _check_fields(body: Any, allowed: set[str], required: set[str] = frozenset()) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise DomainError("the body must be a JSON object", code="invalid_json")
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise DomainError(f"unknown field(s): {', '.join(unknown)}", code="unknown_fields", details={"fields": unknown})
-    missing = sorted(required - set(body))
-    if missing:
-        raise Invalid(f"missing field(s): {', '.join(missing)}", details={f: "required" for f in missing})
-    return body
-
-
 def _check_name(name: Any) -> str:
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise Invalid(
@@ -122,8 +111,8 @@ def _check_role(role: Any) -> str:
 
 
 def _check_label(value: Any, field: str) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > 255 or any(ord(c) < 32 for c in value):
-        raise Invalid(f"{field} must be 1 to 255 printable characters", details={field: "1-255 printable characters"})
+    if (problem := name_problem(value, 255)) is not None:
+        raise Invalid(f"{field}: {problem}", details={field: problem})
     return value.strip()
 
 
@@ -148,7 +137,7 @@ class Accounts:
             return self._user(session, user_id).to_dict()
 
     def create_user(self, body: Any) -> dict[str, Any]:
-        body = _check_fields(body, {"name", "password", "role"}, {"name", "password", "role"})
+        body = check_fields(body, {"name", "password", "role"}, {"name", "password", "role"})
         name, password, role = _check_name(body["name"]), _check_password(body["password"]), _check_role(body["role"])
         with self.db.session() as session:
             if session.scalar(select(User.id).where(func.lower(User.name) == name.lower())) is not None:
@@ -159,7 +148,7 @@ class Accounts:
             return user.to_dict()
 
     def update_user(self, user_id: int, body: Any) -> dict[str, Any]:
-        body = _check_fields(body, {"password", "role"})
+        body = check_fields(body, {"password", "role"})
         with self.db.session() as session:
             user = self._user(session, user_id, lock=True)
             changed = False
@@ -246,7 +235,7 @@ class Accounts:
                 code="no_account",
                 status=409,
             )
-        body = _check_fields(body if body is not None else {}, {"name", "expires_in_days"}, {"name"})
+        body = check_fields(body if body is not None else {}, {"name", "expires_in_days"}, {"name"})
         name = _check_label(body["name"], "name")
         expires_at = _expiry(body.get("expires_in_days"), None)
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -333,7 +322,7 @@ class Accounts:
     # ---- share links --------------------------------------------------------------------------
     def create_share(self, chart: str, actor: str, body: Any) -> tuple[dict[str, Any], str]:
         """A share row and the signed token for its URL."""
-        body = _check_fields(body if body is not None else {}, {"expires_in_days"})
+        body = check_fields(body if body is not None else {}, {"expires_in_days"})
         expires_at = _expiry(body.get("expires_in_days"), 30)
         with self.db.session() as session:
             row = ShareLink(chart=chart, created_by=actor, expires_at=expires_at)

@@ -27,7 +27,7 @@ from events.serialize import to_jsonable
 from services import ingest
 from services.activity import ActivityFeed
 from services.errors import Conflict, DomainError, Invalid, NotFound
-from services.pipelines import check_fields
+from services.validation import check_fields, name_problem
 from storage.db import Database
 from storage.models import Dataset, DatasetVersion, Pipeline
 
@@ -193,8 +193,8 @@ class Datasets:
                 raise Invalid("send the CSV in a multipart field named 'file'", code="file_required", status=400)
             upload.progress("receiving", force=True)
             name = (name or Path(upload.filename).stem).strip()
-            if not name or len(name) > 100:
-                raise Invalid("the dataset name must have 1 to 100 characters", details={"name": "invalid"})
+            if (problem := name_problem(name)) is not None:
+                raise Invalid(f"the dataset name is not usable: {problem}", details={"name": problem})
             with self._parsing:
                 profile = self._parse(upload)
             item, created = self._store(upload, name, profile)
@@ -272,8 +272,8 @@ class Datasets:
     def rename(self, dataset_id: int, body: Any) -> dict[str, Any]:
         changes = check_fields(body, {"name"}, {"name"})
         name = changes["name"]
-        if not isinstance(name, str) or not name.strip() or len(name) > 100:
-            raise Invalid("the dataset name must have 1 to 100 characters", details={"name": "invalid"})
+        if (problem := name_problem(name)) is not None:
+            raise Invalid(f"the dataset name is not usable: {problem}", details={"name": problem})
         try:
             with self.db.session() as session:
                 dataset = self._get(session, dataset_id)

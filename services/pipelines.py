@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from events.hub import Hub
 from services.activity import ActivityFeed
+from services.validation import check_fields, name_problem
 from services.errors import Conflict, Invalid, NotFound
 from storage.db import Database
 from storage.models import Dataset, Pipeline
@@ -44,25 +45,12 @@ for _kind in PARAMS.values():
 MODELS = tuple(PARAMS)
 
 
-def check_fields(body: Any, allowed: set[str], required: set[str] = frozenset()) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise Invalid("the body must be a JSON object", code="invalid_json", status=400)
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise Invalid(f"unknown field(s): {', '.join(unknown)}", code="unknown_fields", status=400,
-                      details={"fields": unknown, "allowed": sorted(allowed)})
-    missing = sorted(required - set(body))
-    if missing:
-        raise Invalid(f"missing field(s): {', '.join(missing)}", details={f: "required" for f in missing})
-    return body
-
-
 def _validate(values: dict[str, Any], columns: list[str] | None) -> dict[str, str]:
     """Every problem with a pipeline at once, field -> message."""
     problems: dict[str, str] = {}
     name = values.get("name")
-    if not isinstance(name, str) or not name.strip() or len(name) > 100:
-        problems["name"] = "a name of 1 to 100 characters is required"
+    if (problem := name_problem(name)) is not None:
+        problems["name"] = problem
     model = values.get("model")
     if model not in PARAMS:
         problems["model"] = f"must be one of {', '.join(MODELS)}"

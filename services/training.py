@@ -34,7 +34,7 @@ from sqlalchemy import func, select, update
 from events.hub import Hub
 from services.activity import ActivityFeed
 from services.errors import Conflict, DomainError, Invalid, NotFound
-from services.pipelines import check_fields
+from services.validation import check_fields, name_problem
 from services.registry import Registry, headline
 from storage.db import Database
 from storage.models import Pipeline, TrainingJob, new_job_id, utc_now
@@ -534,8 +534,8 @@ class Training:
         values = check_fields(body, RUN_FIELDS, {"name"})
         name, total, params = values.get("name"), values.get("total"), values.get("params") or {}
         problems = {}
-        if not isinstance(name, str) or not name.strip() or len(name) > 100:
-            problems["name"] = "a name of 1 to 100 characters is required"
+        if (problem := name_problem(name)) is not None:
+            problems["name"] = problem
         if total is not None and (isinstance(total, bool) or not isinstance(total, int) or not 1 <= total <= MAX_STEP):
             problems["total"] = f"must be an integer from 1 to {MAX_STEP} or null"
         if not isinstance(params, dict) or len(params) > MAX_PARAMS or not all(

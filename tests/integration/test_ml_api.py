@@ -455,8 +455,10 @@ def test_out_of_range_values_are_client_errors(live_server):
                  422, "validation_failed")
     assert_error(call(live_server, "POST", "/api/v1/runs", {"name": "big", "params": {"notes": "x" * 100_000}}),
                  422, "validation_failed")
+    assert_error(call(live_server, "POST", f"/api/v1/runs/{run['id']}/log",
+                      {"entries": [{"step": 1, "metrics": {"loss": 10**400}}]}), 422, "number_out_of_range")
     status, _ = call(live_server, "POST", f"/api/v1/runs/{run['id']}/log",
-                     {"entries": [{"step": 1, "metrics": {"loss": 10**400}}]})
+                     b'{"entries": [{"step": 1, "metrics": {"loss": 1e400}}]}')  # valid JSON, beyond a double
     assert status == 200
     assert call(live_server, "GET", f"/api/v1/jobs/{run['id']}")[1]["metrics"] == {"loss": None}
 
