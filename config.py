@@ -138,6 +138,11 @@ ENV_VARS: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("MLOPS_TRAINING_QUEUE", "training_queue", _int(1)),
     ("MLOPS_DEBUG", "debug", _bool),
     ("MLOPS_BACKGROUND", "background", _bool),
+    ("MLOPS_WS_MAX_CLIENTS", "ws_max_clients", _int(1)),
+    ("MLOPS_WS_SEND_TIMEOUT_S", "ws_send_timeout_s", _float(0.1)),
+    ("MLOPS_REQUEST_TIMEOUT_S", "request_timeout_s", _float(1.0)),
+    ("MLOPS_HISTORY_MAX_MB", "history_max_mb", _float(1.0)),
+    ("MLOPS_TRAINING_STALL_S", "training_stall_s", _float(1.0)),
     ("MLOPS_AUTH", "auth", _auth),
     ("MLOPS_SECRET_KEY", "secret_key", str.strip),
     ("MLOPS_ALLOWED_HOSTS", "allowed_hosts", _names),
@@ -174,6 +179,11 @@ class Settings:
     training_queue: int = 100  # jobs waiting for a worker, per dashboard process; more are refused (429)
     debug: bool = False
     background: bool = True
+    ws_max_clients: int = 1000  # open WebSockets per process; more are refused (they retry with backoff)
+    ws_send_timeout_s: float = 10.0  # a client that takes no data for this long is closed (1013)
+    request_timeout_s: float = 60.0  # a request whose body stalls this long is dropped (python app.py)
+    history_max_mb: float = 64.0  # event history kept for replay, in bytes as well as MLOPS_HISTORY events
+    training_stall_s: float = 900.0  # a training job that reports no progress for this long fails (stalled)
     auth: str = "auto"  # auto: local on a loopback host, on otherwise
     secret_key: str = ""  # empty: generated once and kept in <data dir>/secret_key (mode 0600)
     allowed_hosts: tuple[str, ...] = ()  # empty: the defaults of the mode (README, Security)
