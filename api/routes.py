@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 from flask import Blueprint, Flask, current_app, jsonify, request
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 import api.accounts
@@ -11,12 +12,13 @@ import api.charts
 import api.openapi
 import api.data
 import api.ml
-from api.errors import ApiError, error_response
+from api.errors import ApiError, error_response, storage_error_response
 from api.params import int_param, json_body, runtime
-from security import scope
+from security import current_actor, scope
 from events.catalogue import InvalidEvent
 from events.log import EventLogUnavailable, Gap
 from services.errors import DomainError
+from storage.errors import StorageUnavailable
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 STATUS_CODES = {"healthy": 200, "degraded": 200, "down": 503}
@@ -65,7 +67,8 @@ def create_blueprint() -> Blueprint:
             raise ApiError("'type' is required", code="invalid_event", status=422)
         data = body.get("data")
         if data is None or isinstance(data, dict):
-            data = {**(data or {}), "posted": True}  # news from outside, not from the dashboard's own work
+            # news from outside the dashboard's own work, by this admin (whatever actor the body claims)
+            data = {**(data or {}), "posted": True, "actor": current_actor()}  # news from outside, not from the dashboard's own work
         try:
             event = runtime().publish(body["type"], data)
         except InvalidEvent as exc:
@@ -106,6 +109,11 @@ def create_blueprint() -> Blueprint:
     @bp.errorhandler(EventLogUnavailable)
     def log_unavailable(exc: EventLogUnavailable):
         return error_response(503, "event_log_unavailable", str(exc))
+
+    @bp.errorhandler(StorageUnavailable)
+    @bp.errorhandler(SQLAlchemyError)
+    def storage_error(exc: Exception):
+        return storage_error_response(exc)
 
     return bp
 

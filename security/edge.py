@@ -174,14 +174,7 @@ class Edge:
 
     # ---- the hook -------------------------------------------------------------------------------
     def endpoint(self) -> str | None:
-        """The request's endpoint, with Dash's routes named without the URL prefix (``/mlops/_dash-layout``
-        is ``/_dash-layout``), as ``security.policy`` names them."""
-        endpoint = request.endpoint
-        if endpoint and endpoint.endswith("_dash_assets.static"):
-            return "_dash_assets.static"  # Dash names its assets blueprint after the prefix too
-        if endpoint and self.prefix != "/" and endpoint.startswith(self.prefix):
-            return "/" + endpoint[len(self.prefix):]
-        return endpoint
+        return policy.endpoint_name(request.endpoint, self.prefix)
 
     def before(self) -> Response | None:
         if not self.host_allowed(request.host):
@@ -230,8 +223,9 @@ class Edge:
                  if isinstance(i, dict) and i.get("id") == policy.ids.URL and i.get("property") == "pathname"),
                 None,
             )
+            own_page = f"{self.prefix}share/{request.environ[SHARE_ENV]}/embed/{principal.chart}"
             if not outputs or not set(outputs) <= policy.SHARE_CALLBACK_OUTPUTS or not isinstance(pathname, str) \
-                    or not pathname.rstrip("/").endswith(f"/embed/{principal.chart}"):
+                    or pathname.rstrip("/") != own_page:
                 return refused
         return None
 
@@ -318,7 +312,6 @@ class Edge:
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "same-origin"
         response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
-        response.headers["Server"] = "mlops"  # the server software and its version are nobody's business
         if request.environ.get(SHARE_ENV) is None and self.endpoint() in {"/", "/<path:path>", "mlops_login"}:
             self.issue_csrf(response)
         return response

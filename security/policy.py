@@ -114,6 +114,16 @@ READ_ONLY_OUTPUTS = {ids.PAGE, ids.NAVBAR, ids.DATASET_PROFILE, ids.PIPELINE_TAR
 SHARE_CALLBACK_OUTPUTS = {ids.PAGE, ids.NAVBAR}
 
 
+def endpoint_name(endpoint: str | None, prefix: str) -> str | None:
+    """A Flask endpoint as these tables name it: Dash's routes without the URL prefix
+    (``/mlops/_dash-layout`` is ``/_dash-layout``, ``_mlops_dash_assets.static`` is ``_dash_assets.static``)."""
+    if endpoint and endpoint.endswith("_dash_assets.static"):
+        return "_dash_assets.static"
+    if endpoint and prefix != "/" and endpoint.startswith(prefix):
+        return "/" + endpoint[len(prefix):]
+    return endpoint
+
+
 def callback_role(output_ids: list[str]) -> str | None:
     """The role a callback with these outputs needs; None when one of them has no rule."""
     roles = [CALLBACK_OUTPUTS.get(i) for i in output_ids]

@@ -18,6 +18,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from events.serialize import iso_utc, utc_now
 from services.errors import Conflict, DomainError, Invalid, NotFound
@@ -173,17 +174,23 @@ class Accounts:
         """Create the admin ``name``, or make it an admin with this password (MLOPS_ADMIN_USER at start)."""
         _check_name(name)
         _check_password(password)
-        with self.db.session() as session:
-            user = session.scalar(select(User).where(func.lower(User.name) == name.lower()))
-            if user is None:
-                user = User(name=name, password_hash=_hasher.hash(password), role="admin")
-                session.add(user)
-            elif user.role != "admin" or not self._verify(user.password_hash, password):
-                user.role = "admin"
-                user.password_hash = _hasher.hash(password)
-                user.session_version += 1
-            session.flush()
-            return user.to_dict()
+        for attempt in range(2):  # workers starting together race to create it: the loser updates
+            try:
+                with self.db.session() as session:
+                    user = session.scalar(select(User).where(func.lower(User.name) == name.lower()))
+                    if user is None:
+                        user = User(name=name, password_hash=_hasher.hash(password), role="admin")
+                        session.add(user)
+                    elif user.role != "admin" or not self._verify(user.password_hash, password):
+                        user.role = "admin"
+                        user.password_hash = _hasher.hash(password)
+                        user.session_version += 1
+                    session.flush()
+                    return user.to_dict()
+            except IntegrityError:
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
 
     def authenticate(self, name: str, password: str) -> Principal | None:
         """The user with this name and password, or None (after the same work either way)."""
