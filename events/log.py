@@ -1,8 +1,10 @@
 """The event log: one interface, a backend per URL scheme (``memory://``, ``redis://``).
 
-A log assigns each appended event a strictly increasing ``seq`` and keeps a bounded history (by count
-and by age) that any reader can replay from a seq. ``epoch`` names one history: it changes when the
-history is lost, so a reader holding a seq of another epoch knows it must start again from a snapshot.
+A log assigns each appended event a strictly increasing ``seq`` and keeps a bounded history (by count,
+by the bytes of the envelopes and by age) that any reader can replay from a seq. ``epoch`` names one
+history: it changes when the history is lost, so a reader holding a seq of another epoch knows it must
+start again from a snapshot. Trimming the oldest events to honour the bounds is not a loss of history:
+the epoch stays, and a reader further behind than what is kept gets a ``Gap``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,13 @@ from urllib.parse import urlparse
 
 from events.catalogue import EventType, validate
 from events.serialize import dumps, iso_utc, utc_now
+
+DEFAULT_MAX_BYTES = 64 * 2**20
+
+
+def envelope_bytes(raw: str) -> int:
+    """The UTF-8 size of an envelope: what the byte bound counts (and what Redis stores)."""
+    return len(raw) if raw.isascii() else len(raw.encode())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,11 +74,18 @@ class EventLogUnavailable(RuntimeError):
 
 
 class EventLog(abc.ABC):
-    """Ordered, bounded, replayable history of events, shared by every process that opens it."""
+    """Ordered, bounded, replayable history of events, shared by every process that opens it.
 
-    def __init__(self, max_events: int, max_age_s: float):
+    The history keeps at most ``max_events`` events whose envelopes add up to at most ``max_bytes``
+    (the newest event is always kept, even when it alone is larger), none older than ``max_age_s``.
+    """
+
+    def __init__(self, max_events: int, max_age_s: float, max_bytes: int = DEFAULT_MAX_BYTES):
+        if max_events < 1 or max_bytes < 1:
+            raise ValueError(f"an event log keeps at least one event and one byte, not {max_events} / {max_bytes}")
         self.max_events = max_events
         self.max_age_s = max_age_s
+        self.max_bytes = max_bytes
 
     def publish(self, kind: str | EventType, data: Any = None) -> Event:
         """Validate ``data`` against the schema of ``kind`` and append it; raises ``InvalidEvent``."""
@@ -94,8 +110,12 @@ class EventLog(abc.ABC):
 
     @abc.abstractmethod
     def recent(self, limit: int) -> tuple[str, int, list[Event]]:
-        """The newest ``limit`` events still kept (count and age), oldest first, with the epoch and
-        head seq they were read at."""
+        """The newest ``limit`` events still kept (count, bytes and age), oldest first, with the epoch
+        and head seq they were read at."""
+
+    @abc.abstractmethod
+    def usage(self) -> tuple[int, int]:
+        """``(events kept, bytes of their envelopes)``: what the count and byte bounds apply to."""
 
     def acquire_lease(self, name: str, owner: str, ttl_s: float) -> bool:
         """Hold (or renew) the lease ``name`` for ``ttl_s``; True if ``owner`` holds it.
@@ -115,15 +135,17 @@ class EventLog(abc.ABC):
         return type(self).__name__
 
 
-def open_event_log(url: str, max_events: int = 10_000, max_age_s: float = 86_400.0) -> EventLog:
+def open_event_log(
+    url: str, max_events: int = 10_000, max_age_s: float = 86_400.0, max_bytes: int = DEFAULT_MAX_BYTES
+) -> EventLog:
     """Open the log named by ``url``: ``memory://`` or ``redis://host:port/db[?stream=name]``."""
     scheme = urlparse(url).scheme
     if scheme == "memory":
         from events.memory import MemoryEventLog
 
-        return MemoryEventLog(max_events, max_age_s)
+        return MemoryEventLog(max_events, max_age_s, max_bytes)
     if scheme in {"redis", "rediss"}:
         from events.redis_log import RedisEventLog
 
-        return RedisEventLog(url, max_events, max_age_s)
+        return RedisEventLog(url, max_events, max_age_s, max_bytes)
     raise ValueError(f"unsupported event log URL {url!r}: use memory:// or redis://host:port/db")

@@ -2,9 +2,18 @@
 
 Keys (``<stream>`` defaults to ``mlops:events``, set with ``?stream=`` in the URL):
 ``<stream>`` the stream, entry id ``<seq>-0`` and one field ``e`` holding the envelope JSON;
-``<stream>:seq`` the last seq; ``<stream>:epoch`` the epoch. One Lua script assigns the seq, renews
-the epoch when the history is gone (flushed or restarted Redis, deleted stream) and XADDs with MAXLEN,
-so appends from many processes are atomic and ordered.
+``<stream>:seq`` the last seq; ``<stream>:epoch`` the epoch; ``<stream>:bytes`` the bytes of the
+envelopes the stream holds. One Lua script assigns the seq, renews the epoch when the history is gone
+(flushed or restarted Redis, deleted stream), XADDs, and trims the oldest entries past the count or byte
+bound, so appends from many processes are atomic and ordered.
+
+Streams have no byte bound of their own, so the script keeps one: ``<stream>:bytes`` is changed only
+inside that script, by the size of each entry it adds or trims, and Redis runs one script at a time,
+so with any number of appending processes it always equals the sum of the kept envelopes. The sizes
+of trimmed entries are read back with XRANGE (never estimated), which is also why the script trims
+with an exact XTRIM MINID of its own rather than ``MAXLEN ~`` (whose removals it could not count).
+When the counter is missing beside an existing stream (a stream written before the counter existed,
+or the key evicted), the script sums the stream once to rebuild it.
 """
 
 from __future__ import annotations
@@ -15,21 +24,61 @@ from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
 
 import redis
 
-from events.log import Event, EventLog, EventLogUnavailable, Gap, position_gap
+from events.log import DEFAULT_MAX_BYTES, Event, EventLog, EventLogUnavailable, Gap, position_gap
 from events.serialize import dumps, iso_utc, parse_iso, utc_now
 
 _APPEND = """
-local stream, seqkey, epochkey = KEYS[1], KEYS[2], KEYS[3]
+local stream, seqkey, epochkey, byteskey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local max_events, max_bytes = tonumber(ARGV[2]), tonumber(ARGV[6])
+local had_stream = redis.call('EXISTS', stream) == 1
 local epoch = redis.call('GET', epochkey)
-if (not epoch) or (redis.call('EXISTS', stream) == 0 and redis.call('EXISTS', seqkey) == 1) then
+if (not epoch) or (not had_stream and redis.call('EXISTS', seqkey) == 1) then
   epoch = ARGV[1]
   redis.call('SET', epochkey, epoch)
   redis.call('DEL', seqkey)
 end
+local held = 0
+if had_stream then
+  held = tonumber(redis.call('GET', byteskey))
+  if not held then
+    held = 0
+    local after = '-'
+    repeat
+      local batch = redis.call('XRANGE', stream, after, '+', 'COUNT', 100)
+      for _, entry in ipairs(batch) do
+        held = held + #entry[2][2]
+        after = '(' .. entry[1]
+      end
+    until #batch < 100
+  end
+end
 local seq = redis.call('INCR', seqkey)
 local raw = '{"seq":' .. seq .. ',"epoch":"' .. epoch .. '","type":"' .. ARGV[3] ..
             '","ts":"' .. ARGV[5] .. '","data":' .. ARGV[4] .. '}'
-redis.call('XADD', stream, 'MAXLEN', '~', ARGV[2], seq .. '-0', 'e', raw)
+redis.call('XADD', stream, seq .. '-0', 'e', raw)
+held = held + #raw
+local kept = redis.call('XLEN', stream)
+local last_cut, after = nil, '-'
+while kept > 1 and (kept > max_events or held > max_bytes) do
+  local want = kept - max_events
+  if held > max_bytes then
+    want = math.max(want, math.ceil((held - max_bytes) * kept / held))
+  end
+  local batch = redis.call('XRANGE', stream, after, '+', 'COUNT', math.min(math.max(want, 1), 100))
+  if #batch == 0 then break end
+  for _, entry in ipairs(batch) do
+    if kept <= 1 or (kept <= max_events and held <= max_bytes) then break end
+    held = held - #entry[2][2]
+    kept = kept - 1
+    last_cut = entry[1]
+  end
+  after = '(' .. last_cut
+end
+if last_cut then
+  -- ids are <seq>-0, so MINID <seq>-1 removes everything up to and including last_cut
+  redis.call('XTRIM', stream, 'MINID', string.match(last_cut, '^%d+') .. '-1')
+end
+redis.call('SET', byteskey, held)
 return {epoch, seq, raw}
 """
 
@@ -57,11 +106,13 @@ def _age_s(ts: str) -> float:
 
 
 class RedisEventLog(EventLog):
-    def __init__(self, url: str, max_events: int, max_age_s: float, block_s: float = 1.0):
-        super().__init__(max_events, max_age_s)
+    def __init__(
+        self, url: str, max_events: int, max_age_s: float, max_bytes: int = DEFAULT_MAX_BYTES, block_s: float = 1.0
+    ):
+        super().__init__(max_events, max_age_s, max_bytes)
         redis_url, self.stream = _split_url(url)
         self.url = url
-        self._keys = [self.stream, f"{self.stream}:seq", f"{self.stream}:epoch"]
+        self._keys = [self.stream, f"{self.stream}:seq", f"{self.stream}:epoch", f"{self.stream}:bytes"]
         common = {"decode_responses": True, "socket_connect_timeout": 2.0, "health_check_interval": 10}
         self._redis = redis.Redis.from_url(redis_url, socket_timeout=5.0, **common)
         # Blocking reads get their own pool so a long XREAD never holds a connection appends need.
@@ -77,7 +128,7 @@ class RedisEventLog(EventLog):
 
     def _append(self, kind: str, data: dict[str, Any]) -> Event:
         ts = iso_utc(utc_now())
-        args = [uuid.uuid4().hex, self.max_events, kind, dumps(data), ts]
+        args = [uuid.uuid4().hex, self.max_events, kind, dumps(data), ts, self.max_bytes]
         epoch, seq, raw = self._call(self._script, keys=self._keys, args=args)
         return Event(int(seq), epoch, kind, ts, data, raw)
 
@@ -113,6 +164,11 @@ class RedisEventLog(EventLog):
         entries = self._call(self._redis.xrevrange, self.stream, max=f"{last}-0", min="-", count=limit)
         events = [Event.from_raw(fields["e"]) for _id, fields in reversed(entries)]
         return epoch, last, [e for e in events if e.epoch == epoch and _age_s(e.ts) <= self.max_age_s]
+
+    def usage(self) -> tuple[int, int]:
+        pipe = self._redis.pipeline(transaction=True)  # one MULTI: the count and bytes of one moment
+        kept, held = self._call(pipe.xlen(self.stream).get(self._keys[3]).execute)
+        return kept, int(held or 0) if kept else 0
 
     def wait_after(self, seq: int, epoch: str | None, timeout: float) -> list[Event] | Gap:
         cur_epoch, last = self.head()
