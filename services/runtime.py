@@ -28,7 +28,9 @@ class Runtime:
     def __init__(self, settings: Settings):
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.log = open_event_log(settings.event_log, settings.history, settings.history_max_age_s)
+        self.log = open_event_log(
+            settings.event_log, settings.history, settings.history_max_age_s, max_bytes=int(settings.history_max_mb * 2**20)
+        )
         self.hub = Hub(self.log, bootstrap_events=settings.history)
         self.state = LiveState(settings.chart_points)
         self.hub.listeners.append(self.state)
