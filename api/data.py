@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import flask
 from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -10,6 +12,8 @@ from api.errors import ApiError
 from api.params import MAX_ID, id_param, int_param, json_body, runtime
 
 UPLOAD_ENV = "mlops.upload"
+# What a client may call its upload (it comes back in every upload event): the page sends a hex uuid.
+UPLOAD_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 class MlopsRequest(flask.Request):
@@ -21,6 +25,15 @@ class MlopsRequest(flask.Request):
             return upload.open_file(filename)
         return super()._get_file_stream(total_content_length, content_type, filename, content_length)
 
+    def make_form_data_parser(self):
+        parser = super().make_form_data_parser()
+        if UPLOAD_ENV in self.environ:
+            # Werkzeug's parser is silent by default: a body that ends before its closing boundary
+            # parses as an empty form, after the file part was already streamed to disk. An upload
+            # wants to know, so that a cut file is refused rather than stored.
+            parser.silent = False
+        return parser
+
 
 
 def register(bp: Blueprint) -> None:
@@ -31,7 +44,13 @@ def register(bp: Blueprint) -> None:
     @bp.post("/datasets")
     def upload_dataset():
         datasets = runtime().datasets
-        upload = datasets.start_upload(request.args.get("upload_id") or request.headers.get("X-Upload-Id"), request.content_length)
+        upload_id = request.args.get("upload_id") or request.headers.get("X-Upload-Id")
+        if upload_id is not None and not UPLOAD_ID.fullmatch(upload_id):
+            raise ApiError(
+                "'upload_id' must be 1 to 64 letters, digits or . _ : -", code="invalid_parameter",
+                details={"parameter": "upload_id"},
+            )
+        upload = datasets.start_upload(upload_id, request.content_length)
         if request.mimetype != "multipart/form-data":
             error = ApiError(
                 "send the CSV as multipart/form-data with a field named 'file'", code="unsupported_media_type", status=415
@@ -50,6 +69,13 @@ def register(bp: Blueprint) -> None:
             error = ApiError(f"the upload did not arrive whole: {exc.description}", code="upload_aborted", status=400)
             datasets.fail_upload(upload, error)
             raise error from None
+        except ValueError:  # werkzeug's multipart parser: no closing boundary, a part without headers
+            error = ApiError(
+                "the upload did not arrive whole: the multipart body is malformed or ends before its closing boundary",
+                code="upload_aborted", status=400,
+            )
+            datasets.fail_upload(upload, error)
+            raise error from None
         except OSError as exc:  # disk full or unwritable data dir while receiving
             error = ApiError(f"the upload could not be written to disk: {exc.strerror or exc}", code="storage_error", status=507)
             datasets.fail_upload(upload, error)
@@ -57,6 +83,10 @@ def register(bp: Blueprint) -> None:
         except BaseException:
             upload.discard()  # whatever went wrong, the half-written file does not stay
             raise
+        if upload.path is not None and not files:  # streamed to disk, but the part never ended
+            error = ApiError("the upload did not arrive whole: the file part never ended", code="upload_aborted", status=400)
+            datasets.fail_upload(upload, error)
+            raise error
         unknown = sorted((set(form) - {"name"}) | (set(files) - {"file"}))
         if unknown or upload.extra_parts:
             error = ApiError(

@@ -35,6 +35,10 @@ FORMATS = {
 }
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d)$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# A text cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets
+# (OWASP "CSV injection"); tab and carriage return too, as some strip them before looking.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 
 class ExportError(ValueError):
@@ -74,12 +78,24 @@ def samples(event_log: EventLog, chart: Chart, last_s: float, history: int) -> l
     return out
 
 
+def csv_cell(value: Any) -> Any:
+    """A value safe to open in a spreadsheet: text that would start a formula gets a leading quote.
+
+    Numbers stay numbers, negative ones included, and so does text that is just a number ("-7").
+    """
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
 def to_csv(chart: Chart, rows: list[dict[str, Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["time", *chart.fields])
     for row in rows:
-        writer.writerow([row["t"], *("" if row[f] is None else row[f] for f in chart.fields)])
+        writer.writerow([csv_cell(row["t"]), *(csv_cell(row[f]) for f in chart.fields)])
     return buffer.getvalue()
 
 

@@ -14,6 +14,7 @@ import csv
 import math
 import os
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -33,9 +34,12 @@ TOP_N = 5
 CELL_BUDGET = 1_000_000  # cells per chunk: wide files get fewer rows per chunk, not more memory
 READ_BLOCK = 1 << 20
 CONTROL_RATIO = 0.01
+MAX_COLUMNS = 10_000  # refused before anything is stored; wider tables are not something to train on here
+MAX_COLUMN_NAME = 255  # characters: what a pipeline's target column can hold (storage.models.Pipeline.target)
 
 # 400: there is no usable table in the file; 413: too big; 415: not CSV text or not a supported
-# encoding; 422: a table, but its header breaks the dataset rules (every column named, names unique).
+# encoding; 422: a table, but its header breaks the dataset rules (every column named, names unique,
+# printable and at most MAX_COLUMN_NAME characters, at most MAX_COLUMNS columns).
 STATUS = {
     "empty_file": 400,
     "header_only": 400,
@@ -47,6 +51,8 @@ STATUS = {
     "no_columns": 422,
     "empty_column_name": 422,
     "duplicate_columns": 422,
+    "bad_column_name": 422,
+    "too_many_columns": 422,
 }
 
 _MAGIC = (
@@ -69,6 +75,10 @@ _WIDE_BOMS = (
     (codecs.BOM_UTF16_BE, "UTF-16"),
 )
 _CONTROL_BYTES = bytes([*range(0, 9), 11, *range(14, 32), 127])
+# Characters a column name must not hold: control characters (NUL, escapes, line breaks) and the
+# bidirectional embeddings, overrides and isolates that make a name read differently than it is.
+_BIDI_CONTROLS = {*map(chr, range(0x202A, 0x202F)), *map(chr, range(0x2066, 0x206A))}
+_NAME_CATEGORIES = {"Cc", "Cs", "Zl", "Zp"}
 _NOT_CONTROL = bytes(b for b in range(256) if b not in _CONTROL_BYTES)
 _CP1252_UNDEFINED = b"\x81\x8d\x8f\x90\x9d"
 # Windows-1252 with its five unassigned bytes read as Latin-1, as browsers do: it never fails.
@@ -185,6 +195,13 @@ def _refuse_binary(head: bytes) -> None:
     nul = head.find(b"\x00")
     if nul >= 0:
         line = head.count(b"\n", 0, nul) + 1
+        if line == 1 and (column := _header_nul_column(head, nul)) is not None:
+            raise IngestError(
+                "bad_column_name",
+                f"column {column}'s name in the header holds a NUL character (at byte {nul:,}); "
+                "column names must be printable text: remove it and upload again",
+                details={"column": column, "byte": nul},
+            )
         raise IngestError(
             "not_csv",
             f"line {line} holds a NUL byte (at byte {nul:,}): this is a binary file, not CSV text",
@@ -196,6 +213,24 @@ def _refuse_binary(head: bytes) -> None:
             "not_csv",
             f"{controls} of the first {len(head):,} bytes are control characters: this is a binary file, not CSV text",
         )
+
+
+def _header_nul_column(head: bytes, nul: int) -> int | None:
+    """The column whose header name holds the NUL at ``nul``, when the file is otherwise text.
+
+    Random or binary data has NULs and other control bytes everywhere; a text file with a stray NUL
+    only in its header line is a bad column name, and saying which helps more than "binary file".
+    """
+    end = head.find(b"\n")
+    header = head[: end if end >= 0 else len(head)]
+    rest = head[len(header) :]
+    others = len(head.translate(None, _NOT_CONTROL)) - head.count(b"\x00")
+    if b"\x00" in rest or others > CONTROL_RATIO * len(head):
+        return None
+    delimiter = max(DELIMITERS, key=lambda d: header.count(d.encode()))
+    before = header[:nul].decode("utf-8", errors="replace")
+    fields = next(csv.reader([before], delimiter=delimiter), [""])
+    return max(1, len(fields))
 
 
 def _guess_encoding(head: bytes, complete: bool) -> tuple[str, str]:
@@ -446,6 +481,7 @@ def _options(dialect: Dialect) -> dict[str, Any]:
 def _header(path: PathLike, dialect: Dialect) -> list[str]:
     """The column names as written (pandas would rename duplicates), checked for blanks and repeats."""
     if dialect.names:
+        _check_width(len(dialect.names))
         return list(dialect.names)
     with _TextSource(path, dialect.encoding) as source:
         try:
@@ -457,6 +493,8 @@ def _header(path: PathLike, dialect: Dialect) -> list[str]:
     names = [str(name) for name in first.iloc[0].tolist()] if len(first) else []
     if not names:
         raise IngestError("no_columns", "the first line holds no column names")
+    _check_width(len(names))
+    _check_printable(names)
     blank = [i + 1 for i, name in enumerate(names) if not name.strip()]
     if blank == [len(names)] and len(names) > 1:
         raise IngestError(
@@ -489,6 +527,35 @@ def _header(path: PathLike, dialect: Dialect) -> list[str]:
             details={"duplicates": repeated},
         )
     return names
+
+
+def _check_width(count: int) -> None:
+    if count > MAX_COLUMNS:
+        raise IngestError(
+            "too_many_columns",
+            f"the file has {count:,} columns; a dataset holds at most {MAX_COLUMNS:,}: keep the columns you need",
+            details={"columns": count, "limit": MAX_COLUMNS},
+        )
+
+
+def _check_printable(names: list[str]) -> None:
+    """Column names are shown, chosen as targets and stored as text: printable and of a bounded length."""
+    for position, name in enumerate(names, start=1):
+        if len(name) > MAX_COLUMN_NAME:
+            raise IngestError(
+                "bad_column_name",
+                f"column {position}'s name is {len(name):,} characters long; at most {MAX_COLUMN_NAME} are allowed "
+                "(is the first line really a header?)",
+                details={"column": position, "length": len(name), "limit": MAX_COLUMN_NAME},
+            )
+        bad = next((c for c in name if c in _BIDI_CONTROLS or unicodedata.category(c) in _NAME_CATEGORIES), None)
+        if bad is not None:
+            raise IngestError(
+                "bad_column_name",
+                f"column {position}'s name holds a control or invisible character (U+{ord(bad):04X}); "
+                "column names must be printable text: remove it and upload again",
+                details={"column": position, "character": f"U+{ord(bad):04X}"},
+            )
 
 
 def _parser_error(exc: pd.errors.ParserError, path: PathLike, dialect: Dialect) -> IngestError:
@@ -783,7 +850,8 @@ def _bound(value: Any, dtype: str) -> int | float | None:
 
 
 def _label(value: Any, dtype: str) -> Any:
-    return value == "True" if dtype == "bool" else str(value)
+    # No NUL reaches here (the reader refuses it), and none may: PostgreSQL text and JSON cannot hold it.
+    return value == "True" if dtype == "bool" else str(value).replace("\x00", "\ufffd")
 
 
 def _shown(delimiter: str) -> str:
