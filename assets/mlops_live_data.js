@@ -286,7 +286,7 @@
               H("Td", { className: "fw-semibold" }, d.name),
               H("Td", {}, "v" + d.version),
               H("Td", {}, fmtInt(d.rows)),
-              H("Td", {}, String(d.columns.length)),
+              H("Td", {}, String(d.columns_total ?? d.columns.length)), // a wide dataset's event lists the first columns only
               H("Td", {}, fmtBytes(d.size_bytes)),
               H("Td", { className: "text-muted small" }, d.filename),
               H("Td", { className: "text-muted small" }, when(d.updated_at)),

@@ -51,12 +51,15 @@ ModelKind = Literal["linear", "random_forest", "gradient_boosting", "mlp"]
 ModelState = Literal["training", "ready", "deploying", "deployed", "retired", "failed"]
 
 
-META_FIELDS = ("actor", "posted")  # on every type; left out of the payload when unset
+# On every type (actor, posted) or some (a wide dataset's column summary): left out when unset.
+META_FIELDS = ("actor", "posted", "columns_total", "columns_truncated", "features_total", "features_truncated")
 
 
-class Payload(BaseModel):
+class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+
+class Payload(Strict):
     actor: str | None = Field(default=None, max_length=64)  # the user whose action this is
     posted: bool | None = None  # true when an admin published it raw (POST /api/v1/events)
 
@@ -175,6 +178,8 @@ class Pipeline(Payload):
     model: ModelKind
     params: dict[str, Any] = {}
     features: list[str] | None = None
+    features_total: int | None = Field(default=None, ge=0)  # set when ``features`` lists only the first ones
+    features_truncated: bool | None = None
     created_at: str
     updated_at: str
 
@@ -184,7 +189,7 @@ class PipelineDeleted(Payload):
     name: str | None = None
 
 
-class Column(Payload):
+class Column(Strict):
     name: str
     dtype: str
     missing: int = Field(ge=0)
@@ -198,6 +203,8 @@ class Dataset(Payload):
     size_bytes: int = Field(ge=0)
     rows: int = Field(ge=0)
     columns: list[Column]
+    columns_total: int | None = Field(default=None, ge=0)  # set when ``columns`` lists only the first ones
+    columns_truncated: bool | None = None
     created_at: str
     updated_at: str
 
@@ -270,7 +277,7 @@ def validate(name: str | EventType, data: Any) -> tuple[EventType, dict[str, Any
         raise InvalidEvent(kind.value, f"invalid payload ({summary})", errors) from None
     payload = model.model_dump(mode="json")
     for field in META_FIELDS:
-        if payload.get(field) is None:
+        if field in payload and payload[field] is None:
             del payload[field]
     size = len(dumps(payload).encode())
     if size > MAX_PAYLOAD_BYTES:

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from events.catalogue import EventType
+from events.catalogue import EventType, InvalidEvent
 from events.log import Event, EventLog, EventLogUnavailable, Gap
 
 log = logging.getLogger(__name__)
@@ -147,6 +147,9 @@ class Hub:
             return self.log.publish(kind, self._with_actor(data))
         except EventLogUnavailable as exc:
             log.warning("%s not published (the change itself is stored): %s", kind, exc)
+            return None
+        except InvalidEvent:  # a bug, but the change is committed: answer the request, loudly log the bug
+            log.exception("%s not published: its payload breaks the catalogue (the change itself is stored)", kind)
             return None
 
     def _with_actor(self, data: Any) -> Any:
