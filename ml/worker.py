@@ -10,11 +10,20 @@ server is inherited). Messages sent to the parent, in order:
   ``("failed", code, message)``
 
 A process that dies without sending ``done`` or ``failed`` is reported by the parent.
+
+``die_with_parent`` (called first in the child) makes a ``kill -9`` of the server take every training
+process with it: see its docstring.
 """
 
 from __future__ import annotations
 
+import ctypes
+import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -27,6 +36,47 @@ from ml import trainer
 NICENESS = 10  # training yields the CPU to the web server and its WebSockets
 # The server publishes at most ~10 training_progress events per second: metrics for more are not computed.
 REPORT_INTERVAL_S = 0.1
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+ORPHAN_POLL_S = 0.5  # where the kernel cannot signal a parent's death, how often the child looks
+
+
+def die_with_parent() -> None:
+    """Die when the fork server dies, and let the fork server die when the server process does.
+
+    The fork server exits when its "alive" pipe reaches end of file, i.e. when no process holds the
+    write end any more; but multiprocessing hands every child a copy of that end, so after a
+    ``kill -9`` of the server a training child kept the fork server waiting, trained on as an orphan,
+    and held the resource tracker's pipe open too. Here the child first asks the kernel to SIGKILL it
+    when its parent exits (PR_SET_PDEATHSIG follows the parent *thread*: the fork server forks every
+    child from its main thread, which lives as long as the fork server), then drops its copy of the
+    alive pipe. From then on the server's death closes the pipe, the fork server exits, the kernel
+    kills each child, and the resource tracker, its pipe closed by all, exits as well.
+    The order matters: while the child still holds the pipe the fork server does not exit, so it
+    cannot die before the death signal is armed (unless something else kills it: then the server,
+    still alive, supervises and stops the child itself).
+    """
+    from multiprocessing import forkserver
+
+    server = forkserver._forkserver  # the alive pipe's fd is only reachable here
+    if multiprocessing.parent_process() is None or getattr(server, "_inherited_fds", None) is None:
+        return  # not a fork server's child: nothing to arrange
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    else:  # no parent-death signal: look instead (a thread, so it needs the GIL now and then)
+        parent = os.getppid()
+        threading.Thread(target=_exit_when_orphaned, args=(parent,), name="orphan-watch", daemon=True).start()
+    alive = getattr(server, "_forkserver_alive_fd", None)  # tests/integration/test_orphans.py notices a rename
+    if alive is not None:
+        os.close(alive)
+        server._forkserver_alive_fd = None
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(ORPHAN_POLL_S)
+    os._exit(1)
 
 
 def run_job(spec: dict[str, Any], conn: Any) -> None:

@@ -274,10 +274,19 @@ class Pipelines:
         return item
 
     def delete(self, pipeline_id: int) -> None:
+        """Delete the pipeline, its model versions and jobs (the database cascades) and their artifact files.
+
+        Serving reads the model rows on every request, so the endpoints stop answering at once; a job
+        still training notices within a second, stops, and deletes what its process wrote.
+        """
+        from services.registry import remove_artifacts  # the registry owns the artifact layout
+
         with self.db.session() as session:
             pipeline = self._get(session, pipeline_id)
             name = pipeline.name
+            artifacts = [model.artifact_path for model in pipeline.models]
             session.delete(pipeline)
+        remove_artifacts(artifacts)
         self.hub.announce("pipeline_deleted", {"id": pipeline_id, "name": name})
         self.activity.record(
             f"Pipeline {name} deleted.", category="pipeline", level="warning", subject_type="pipeline",

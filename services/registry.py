@@ -3,13 +3,21 @@
 A model's life: ``training`` -> ``ready`` -> ``deploying`` -> ``deployed`` -> ``retired`` (or ``failed``
 when its training does not succeed). Every transition publishes ``model_status``; a deployment also
 publishes ``model_deployed``. One version per pipeline is deployed: deploying another retires the
-previous one only after the new one is loaded, so the pipeline's endpoint never stops answering.
+previous one only after the new one is loaded, so the pipeline's endpoint never stops answering;
+``undeploy`` retires the deployed version and the endpoint stops answering at once.
+
+Artifacts live in ``<data dir>/models/pipeline-<id>/v<version>.joblib``. Deleting a pipeline deletes
+them (``remove_artifacts``); ``sweep`` at start deletes the files no model row owns (a pipeline deleted
+while the process training it was killed, or by a version that did not clean up).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +37,8 @@ log = logging.getLogger(__name__)
 # "deploying" too: a process that died while loading must not leave the version undeployable.
 DEPLOYABLE = ("ready", "retired", "deployed", "deploying")
 HEADLINE = ("accuracy", "r2")  # the metric a sentence about a model quotes
+PIPELINE_DIR = re.compile(r"pipeline-([0-9]+)")
+ARTIFACT_FILE = re.compile(r"v([0-9]+)\.joblib(\.partial)?")  # .partial: being written (ml.worker)
 
 
 def model_item(model: Model, api_base: str = "/api/v1") -> dict[str, Any]:
@@ -44,6 +54,23 @@ def model_item(model: Model, api_base: str = "/api/v1") -> dict[str, Any]:
     item["endpoint"] = f"{api_base}/models/{model.id}/predict"
     item["pipeline_endpoint"] = f"{api_base}/pipelines/{model.pipeline_id}/predict"
     return item
+
+
+def remove_artifacts(paths: Iterable[str | Path | None]) -> None:
+    """Delete artifacts, their half-written ``.partial`` and each pipeline folder left empty.
+
+    Only for artifacts whose pipeline is gone: a folder removed under a training child of a live
+    pipeline would make its save fail.
+    """
+    for path in paths:
+        if not path:
+            continue
+        path = Path(path)
+        path.unlink(missing_ok=True)
+        path.with_name(path.name + ".partial").unlink(missing_ok=True)
+        if PIPELINE_DIR.fullmatch(path.parent.name):
+            with contextlib.suppress(OSError):  # not empty (another version's file): kept
+                path.parent.rmdir()
 
 
 def headline(metrics: dict[str, Any]) -> str:
@@ -129,7 +156,47 @@ class Registry:
             path = Path(model.artifact_path) if model.artifact_path else None
         if path is not None:
             path.unlink(missing_ok=True)
+            path.with_name(path.name + ".partial").unlink(missing_ok=True)
         self.announce(item, "training", message)
+
+    def sweep(self) -> int:
+        """Delete artifact files that no model row owns; returns how many. Safe beside running training.
+
+        The files are listed before the rows are read, and a version's row is committed before its
+        training starts writing, so a file seen here whose row is missing has no owner. A ``.partial``
+        belongs to a version still in ``training``; an empty folder is removed only when its pipeline
+        is gone (a training child may be about to write into it).
+        """
+        if not self.models_dir.is_dir():
+            return 0
+        found: list[tuple[int, int, bool, Path]] = []
+        folders: dict[int, Path] = {}
+        for folder in self.models_dir.iterdir():
+            match = PIPELINE_DIR.fullmatch(folder.name)
+            if match is None or not folder.is_dir():
+                continue  # not ours: left alone
+            folders[int(match[1])] = folder
+            for file in folder.iterdir():
+                name = ARTIFACT_FILE.fullmatch(file.name)
+                if name is not None and file.is_file():
+                    found.append((int(match[1]), int(name[1]), name[2] is not None, file))
+        with self.db.session() as session:
+            rows = session.execute(select(Model.pipeline_id, Model.version, Model.status))
+            versions = {(pipeline_id, version): status for pipeline_id, version, status in rows}
+            pipelines = set(session.scalars(select(Pipeline.id)))
+        removed = 0
+        for pipeline_id, version, partial, file in found:
+            status = versions.get((pipeline_id, version))
+            if status is None or (partial and status != "training"):
+                file.unlink(missing_ok=True)
+                removed += 1
+        for pipeline_id, folder in folders.items():
+            if pipeline_id not in pipelines:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+        if removed:
+            log.info("deleted %d model artifact files that no model version owns (in %s)", removed, self.models_dir)
+        return removed
 
     # -- deployment -------------------------------------------------------------------------------
 
@@ -179,7 +246,6 @@ class Registry:
                 result = model_item(model, self.api_base)
                 retired_items = [session.get(Model, rid).to_dict() for rid in retired_ids]
                 pipeline_name = model.pipeline.name
-            self.serving.route(result["pipeline_id"], model_id)
             for old in retired_items:
                 self.announce(old, "deployed", f"replaced by version {result['version']}")
             self.announce(result, "deploying", "serving predictions")
@@ -198,5 +264,25 @@ class Registry:
                 + (f", replacing v{retired_items[0]['version']}." if retired_items else "."),
                 category="model", level="success", subject_type="model", subject_id=model_id,
                 source_type="model_deployed",
+            )
+            return result
+
+    def undeploy(self, model_id: int) -> dict[str, Any]:
+        """``deployed`` -> ``retired``: the pipeline's endpoint answers ``not_deployed`` from the next request on."""
+        with self._deploy_lock:
+            with self.db.session() as session:
+                model = self._get(session, model_id, lock=True)
+                if model.status != "deployed":
+                    raise Conflict(f"model {model_id} is {model.status}, not deployed", code="not_deployed",
+                                   details={"status": model.status})
+                model.status = "retired"
+                session.flush()
+                result = model_item(model, self.api_base)
+                pipeline_name = model.pipeline.name
+            self.announce(result, "deployed", "no longer serving the pipeline's endpoint")
+            self.activity.record(
+                f"Model {pipeline_name} v{result['version']} undeployed: the pipeline's endpoint no longer answers.",
+                category="model", level="warning", subject_type="model", subject_id=model_id,
+                source_type="model_status",
             )
             return result

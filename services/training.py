@@ -4,7 +4,10 @@
 threads. Each supervisor starts one child process (``ml.worker.run_job``; never the web server's
 request or WebSocket threads), reads its progress from a pipe and publishes ``training_progress`` at
 most every 0.1 s, then ``training_complete`` or ``training_error``. A child that dies without a word
-(killed, crashed, out of memory) becomes a ``training_error`` that says so.
+(killed, crashed, out of memory) becomes a ``training_error`` that says so, and one that sends nothing
+(no stage, no step) for ``stall_s`` (``MLOPS_TRAINING_STALL_S``) is killed and fails as ``stalled``: a
+step that never ends (``n_estimators`` in the billions) must not hold a worker slot and grow forever.
+Training processes die with the server process, even on ``kill -9`` (``ml.worker.die_with_parent``).
 
 Every job row names the process that owns it (``worker`` = ``host:pid``) and when that process last
 said it was alive (``heartbeat_at``). On start, and every few seconds after, each process fails the
@@ -35,7 +38,7 @@ from events.hub import Hub
 from services.activity import ActivityFeed
 from services.errors import Conflict, DomainError, Invalid, NotFound
 from services.validation import check_fields, name_problem
-from services.registry import Registry, headline
+from services.registry import Registry, headline, remove_artifacts
 from storage.db import Database
 from storage.models import Pipeline, TrainingJob, new_job_id, utc_now
 
@@ -91,6 +94,7 @@ class _Job:
         self.pipeline_id = pipeline_id
         self.name = name
         self.model_id = model_id
+        self.artifact_path: str | None = None
         self.cancel = threading.Event()
         self.process: Any = None
 
@@ -106,6 +110,7 @@ class Training:
         workers: int = 2,
         queue_limit: int = 100,
         data_dir: Any = None,
+        stall_s: float = 900.0,
     ):
         self.db = db
         self.hub = hub
@@ -113,6 +118,7 @@ class Training:
         self.registry = registry
         self.workers = workers
         self.queue_limit = queue_limit
+        self.stall_s = stall_s  # a training process silent this long is killed (MLOPS_TRAINING_STALL_S)
         # host:pid:nonce: the nonce tells this process from an earlier one that had the same pid
         # (PID 1 in a container, a recycled gunicorn worker pid).
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
@@ -130,6 +136,10 @@ class Training:
     def start(self) -> None:
         self._stop.clear()
         self._pool = concurrent.futures.ThreadPoolExecutor(self.workers, thread_name_prefix="training")
+        try:
+            self.registry.sweep()  # files of versions deleted while their process was down
+        except OSError:
+            log.exception("could not sweep model artifacts no version owns (retried at the next start)")
         self.recover()
         self._heart = threading.Thread(target=self._heartbeat_loop, name="training-heartbeat", daemon=True)
         self._heart.start()
@@ -295,6 +305,7 @@ class Training:
             }
             model_item = model.to_dict()
         job.model_id = model_item["id"]
+        job.artifact_path = spec["artifact_path"]
         self.registry.announce(model_item, None, f"training job {job.id}")
         return spec
 
@@ -314,12 +325,16 @@ class Training:
         step, total, metrics, stage = 0, None, {}, "loading"
         training_started = None
         last_publish = last_db = 0.0
+        last_news = time.monotonic()
         result: tuple | None = None
         try:
             while result is None:
                 if job.cancel.is_set() or self._stop.is_set():
                     break
                 now = time.monotonic()
+                if now - last_news >= self.stall_s:
+                    result = ("stalled",)
+                    break
                 if now - last_db >= DB_INTERVAL_S:
                     last_db = now
                     if not self._still_running(job, step, total, metrics):
@@ -334,6 +349,7 @@ class Training:
                     process.join(timeout=1.0)
                     result = ("died", process.exitcode)
                     continue
+                last_news = time.monotonic()
                 kind = message[0]
                 if kind == "stage":
                     stage = message[1]
@@ -370,6 +386,12 @@ class Training:
             self._finish_done(job, result[1], duration)
         elif result[0] == "failed":
             self._finish_failed(job, result[1], result[2])
+        elif result[0] == "stalled":
+            self._finish_failed(job, "stalled", (
+                f"the training made no progress for {self.stall_s:g} s (MLOPS_TRAINING_STALL_S) and was stopped: "
+                "one step of this model on this data takes too long; use fewer estimators, iterations or layers, "
+                "or fewer rows"
+            ))
         else:
             self._finish_failed(job, "worker_died", _death(result[1]))
 
@@ -420,7 +442,8 @@ class Training:
         )
 
     def _pipeline_gone(self, job: _Job) -> None:
-        """The job's row went with its pipeline: only the live pages still need to hear the end."""
+        """The job's row went with its pipeline: delete what its process wrote, and tell the live pages."""
+        remove_artifacts([job.artifact_path])
         self.hub.announce("training_error", {
             "job_id": job.id, "pipeline_id": job.pipeline_id, "name": job.name,
             "error": "the pipeline was deleted while this job was training", "code": "pipeline_deleted",
@@ -651,8 +674,9 @@ class Training:
 
 
 def _child_entry(spec: dict[str, Any], conn: Any) -> None:
-    from ml.worker import run_job
+    from ml.worker import die_with_parent, run_job
 
+    die_with_parent()
     run_job(spec, conn)
 
 

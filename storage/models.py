@@ -4,6 +4,8 @@ Every timestamp is an aware UTC datetime (``UTCDateTime``) on every backend. JSO
 JSON-ready values only (NaN, numpy scalars and datetimes are refused: convert them first, e.g. with
 ``events.serialize.to_jsonable``) and are not mutation-tracked: assign a new value to change one.
 Constraint names follow ``NAMING_CONVENTION`` so later migrations can name what they alter.
+Integer ids are never reused, also on SQLite (``AUTOINCREMENT``, ``NEVER_REUSED``): a cache, a link, an
+artifact folder or a log line naming a deleted row's id never finds another row under it.
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+# SQLite otherwise hands a deleted row's id to the next row; PostgreSQL sequences never go back.
+NEVER_REUSED = {"sqlite_autoincrement": True}
 
 
 def one_of(column: str, values: tuple[str, ...]) -> str:
@@ -139,6 +145,7 @@ class Dataset(Base):
     """A named dataset; its uploads are the numbered ``versions``."""
 
     __tablename__ = "datasets"
+    __table_args__ = NEVER_REUSED
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
@@ -158,7 +165,7 @@ class DatasetVersion(Base):
     """One uploaded file of a dataset, with the schema and profile computed when it was parsed."""
 
     __tablename__ = "dataset_versions"
-    __table_args__ = (UniqueConstraint("dataset_id", "version"),)
+    __table_args__ = (UniqueConstraint("dataset_id", "version"), NEVER_REUSED)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
@@ -179,7 +186,7 @@ class Pipeline(Base):
     """What to train: a dataset, a target column, a model kind and its parameters."""
 
     __tablename__ = "pipelines"
-    __table_args__ = (CheckConstraint(one_of("model", MODEL_KINDS), name="model"),)
+    __table_args__ = (CheckConstraint(one_of("model", MODEL_KINDS), name="model"), NEVER_REUSED)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
@@ -209,6 +216,7 @@ class Model(Base):
         UniqueConstraint("pipeline_id", "version"),
         CheckConstraint(one_of("status", MODEL_STATUSES), name="status"),
         CheckConstraint(one_of("task", TASKS), name="task"),
+        NEVER_REUSED,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -277,6 +285,7 @@ class Alert(Base):
     """Something a person should look at; open until ``resolved_at`` is set."""
 
     __tablename__ = "alerts"
+    __table_args__ = NEVER_REUSED
 
     id: Mapped[int] = mapped_column(primary_key=True)
     level: Mapped[str] = mapped_column(String(16))
@@ -301,6 +310,7 @@ class Activity(Base):
     """The activity feed: what happened, newest first, paged with ``newest_first``."""
 
     __tablename__ = "activity"
+    __table_args__ = NEVER_REUSED
 
     id: Mapped[int] = mapped_column(primary_key=True)
     category: Mapped[str] = mapped_column(String(32))
@@ -331,7 +341,7 @@ class User(Base):
     """An account: a name, a password hash (argon2id) and a role."""
 
     __tablename__ = "users"
-    __table_args__ = (CheckConstraint(one_of("role", ROLES), name="role"),)
+    __table_args__ = (CheckConstraint(one_of("role", ROLES), name="role"), NEVER_REUSED)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
@@ -350,6 +360,7 @@ class ApiToken(Base):
     """A bearer token of a user; only its SHA-256 is stored, so the database never holds the secret."""
 
     __tablename__ = "api_tokens"
+    __table_args__ = NEVER_REUSED
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -367,6 +378,7 @@ class ShareLink(Base):
     """A read-only link to one chart's embed page; the URL carries a signed id, this row its revocation."""
 
     __tablename__ = "share_links"
+    __table_args__ = NEVER_REUSED
 
     id: Mapped[int] = mapped_column(primary_key=True)
     chart: Mapped[str] = mapped_column(String(64))
