@@ -49,7 +49,7 @@ class Runtime:
         self.hub.listeners.append(self.serving)
         self.training = Training(
             self.db, self.hub, self.activity, self.registry,
-            workers=settings.training_workers, queue_limit=settings.training_queue,
+            workers=settings.training_workers, queue_limit=settings.training_queue, stall_s=settings.training_stall_s,
         )
         self.health = HealthChecks(
             self.hub, self.state, settings.data_dir, settings.stats_interval_s, settings.min_free_disk_mb, self.db
