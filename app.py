@@ -134,7 +134,24 @@ def main() -> None:
     dash_app = create_app(settings)
     url = f"http://{settings.host}:{settings.port}{settings.url_prefix}"
     logging.getLogger("mlops").info("MLOps Dashboard on %s", url)
-    dash_app.run(host=settings.host, port=settings.port, debug=settings.debug, threaded=True)
+    dash_app.run(
+        host=settings.host, port=settings.port, debug=settings.debug, threaded=True,
+        request_handler=timed_request_handler(settings.request_timeout_s),
+    )
+
+
+def timed_request_handler(timeout_s: float) -> type:
+    """Werkzeug's handler with a socket timeout, so a client that stalls its headers or body, or stops
+    reading the answer, frees its thread.
+
+    WebSockets clear it on upgrade (events/ws.py): the heartbeat and the send timeout bound them.
+    """
+    from werkzeug.serving import WSGIRequestHandler
+
+    class TimedRequestHandler(WSGIRequestHandler):
+        timeout = timeout_s
+
+    return TimedRequestHandler
 
 
 if __name__ == "__main__":

@@ -5,6 +5,10 @@ sends ``{"kind":"hello","epoch","seq"}``, then the missed events or ``{"kind":"r
 ``{"kind":"events","events":[...]}`` frames. The client may send ``{"kind":"resume","after":N}`` when it
 sees a gap, ``{"kind":"ping"}`` (answered with ``pong``) and ``{"kind":"pong"}``. One thread per
 connection sends; a reader thread feeds client messages into the same mailbox, so sends never race.
+
+Limits: a process holds at most ``ws_max_clients`` sockets (more get 503 before the upgrade), every
+frame must be taken within ``ws_send_timeout_s`` (else the connection is reset: a client that reads
+nothing would never read a close frame either), and a peer that vanishes costs one log line.
 """
 
 from __future__ import annotations
@@ -12,12 +16,13 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from flask import request
+from flask import g, jsonify, request
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 
@@ -32,6 +37,59 @@ CLOSE_SLOW_CONSUMER = 1013  # "try again later": the client reconnects and resum
 CLOSE_PROTOCOL = 1008
 MAX_CLIENT_MESSAGE = 64 * 1024  # the client sends small control messages only
 RESUME_MIN_INTERVAL_S = 0.2
+RETRY_AFTER_S = 5  # told to clients refused for lack of room; browsers ignore it and back off with jitter
+
+
+class SendTimeout(TimeoutError):
+    """The client did not take a frame within the send timeout."""
+
+
+def _timeval(seconds: float) -> bytes:
+    whole = int(seconds)
+    micros = int((seconds - whole) * 1_000_000)
+    if whole == 0 and micros < 1000:
+        micros = 1000  # a zero timeval means "wait forever"
+    return struct.pack("ll", whole, micros)
+
+
+class TimedSocket:
+    """The connection's socket as simple_websocket uses it: each write goes out whole or fails by a deadline.
+
+    simple_websocket writes with ``sock.send`` and ignores a short count (half a frame), and its reader
+    thread blocks in ``sock.recv`` on the same socket, so ``settimeout`` (which would time out that read
+    too) does not fit. SO_SNDTIMEO bounds each kernel send of a blocking socket and nothing else; the loop
+    bounds the whole frame; the lock keeps the reader's replies from cutting into a frame.
+    """
+
+    def __init__(self, sock: socket.socket, timeout_s: float):
+        self._sock = sock
+        self.timeout_s = timeout_s
+        self.timed_out = False  # a frame may be half written: nothing more can be framed after it
+        self._lock = threading.Lock()
+
+    def send(self, data: bytes) -> int:
+        deadline = time.monotonic() + self.timeout_s
+        if not self._lock.acquire(timeout=self.timeout_s):
+            raise SendTimeout(f"another write held the socket for {self.timeout_s:g} s")
+        try:
+            view = memoryview(data)
+            while view and not self.timed_out:
+                left = deadline - time.monotonic()
+                try:
+                    if left <= 0:
+                        raise BlockingIOError
+                    self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(left))
+                    view = view[self._sock.send(view):]
+                except (BlockingIOError, TimeoutError):  # SO_SNDTIMEO (or a socket timeout) ran out
+                    self.timed_out = True
+            if self.timed_out:
+                raise SendTimeout(f"the client took no frame for {self.timeout_s:g} s")
+            return len(data)
+        finally:
+            self._lock.release()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
 
 
 def frame(events: list[Event]) -> str:
@@ -143,8 +201,8 @@ class Session:
                 if not self.box.put_client(text):
                     self.ws.close(reason=CLOSE_PROTOCOL, message="too many messages")
                     break
-        except ConnectionClosed:
-            pass
+        except (ConnectionClosed, OSError):
+            pass  # the sending thread sees the same end and logs it
         except Exception:
             log.exception("WebSocket reader failed")
         self.box.put("closed")
@@ -223,13 +281,49 @@ def _release(ws) -> None:
     if ws.connected:
         try:
             ws.close(reason=1001, message="going away")
-        except ConnectionClosed:
+        except (ConnectionClosed, OSError):
             pass
     ws.thread.join(timeout=1.0)  # the client's close reply ends the reader thread
     try:
         ws.sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
+
+
+def _abort(ws) -> None:
+    """Reset the connection of a client that stopped taking data.
+
+    It would not read a close frame either, and a graceful close leaves megabytes queued in the kernel
+    while it probes a zero window for minutes; a reset (linger 0) frees them when the socket closes.
+    The shutdown wakes the reader thread at once.
+    """
+    ws.connected = False  # nothing more is framed: flask-sock's own close() becomes a no-op
+    try:
+        ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        ws.sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+class Slots:
+    """Open sockets of this process, at most ``limit``: one is taken before the upgrade, so a burst of
+    reconnects cannot overshoot, and given back when the request ends, however it ends."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.taken = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            if self.taken >= self.limit:
+                return False
+            self.taken += 1
+            return True
+
+    def give_back(self) -> None:
+        with self._lock:
+            self.taken -= 1
 
 
 class SocketGuard:
@@ -284,9 +378,36 @@ def register(sock: Sock, path: str, hub: Hub, settings, guard: SocketGuard | Non
 
     ``access()`` tells, for the request being upgraded, who opened it and which events it may see.
     """
+    app = sock.app
+    slots = Slots(settings.ws_max_clients)
+
+    @app.before_request
+    def admit():
+        """Refuse a socket past the limit with a 503 before the upgrade, while a thread is still cheap."""
+        if request.endpoint != "mlops_ws":
+            return None
+        if not slots.take():
+            log.info("WebSocket refused: %d open, the limit of this process (MLOPS_WS_MAX_CLIENTS)", slots.limit)
+            response = jsonify({"error": {
+                "code": "too_many_sockets",
+                "message": "this server holds as many live connections as it may; retry later",
+                "details": {"max_clients": slots.limit},
+            }})
+            response.status_code = 503
+            response.headers["Retry-After"] = str(RETRY_AFTER_S)
+            return response
+        g.mlops_ws_slot = True
+        return None
+
+    @app.teardown_request
+    def free_slot(_exc):
+        if g.pop("mlops_ws_slot", False):
+            slots.give_back()
 
     @sock.route(path, endpoint="mlops_ws")
     def websocket(ws):
+        ws.sock = TimedSocket(ws.sock, settings.ws_send_timeout_s)
+        peer = f"{request.remote_addr}:{request.environ.get('REMOTE_PORT', '?')}"
         try:
             after = _int_arg(request.args.get("after"))
         except ValueError:
@@ -303,7 +424,29 @@ def register(sock: Sock, path: str, hub: Hub, settings, guard: SocketGuard | Non
             guard.add(session)
         try:
             session.run(after, epoch)
+        except SendTimeout as exc:
+            log.info("WebSocket %s reset (slow consumer): %s", peer, exc)
+        except (ConnectionClosed, OSError) as exc:
+            log.info("WebSocket %s gone: %r", peer, exc)
         finally:
             if guard is not None:
                 guard.discard(session)
+            if ws.sock.timed_out:  # also when the reader thread's reply was the write that timed out
+                _abort(ws)
             _release(ws)
+
+    upgrade = app.view_functions["mlops_ws"]
+
+    def websocket_without_read_timeout(*args, **kwargs):
+        """Clear the server's read timeout before simple_websocket's reader blocks on the socket.
+
+        ``python app.py`` gives every connection a read timeout (stalled request bodies); on a socket it
+        would end a quiet client, and it turns sends non-blocking so SO_SNDTIMEO stops applying. An open
+        socket is bounded by the heartbeat and the send timeout instead.
+        """
+        server_socket = request.environ.get("werkzeug.socket") or request.environ.get("gunicorn.socket")
+        if server_socket is not None:
+            server_socket.settimeout(None)
+        return upgrade(*args, **kwargs)
+
+    app.view_functions["mlops_ws"] = websocket_without_read_timeout
