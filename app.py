@@ -141,7 +141,7 @@ def main() -> None:
 
 
 def timed_request_handler(timeout_s: float) -> type:
-    """Werkzeug's handler with a socket timeout, so a client that stalls its headers or body, or stops
+    """Werkzeug's handler with a socket timeout and a Server header without versions, so a client that stalls its headers or body, or stops
     reading the answer, frees its thread.
 
     WebSockets clear it on upgrade (events/ws.py): the heartbeat and the send timeout bound them.
@@ -150,6 +150,9 @@ def timed_request_handler(timeout_s: float) -> type:
 
     class TimedRequestHandler(WSGIRequestHandler):
         timeout = timeout_s
+
+        def version_string(self) -> str:
+            return "mlops"  # not "Werkzeug/x Python/y": the server's software and versions are nobody's business
 
     return TimedRequestHandler
 

@@ -92,7 +92,10 @@ class LiveServer:
     def __init__(self, dash_app):
         self.app = dash_app
         self.runtime = dash_app.mlops
-        self._server = make_server("127.0.0.1", 0, dash_app.server, threaded=True)
+        from app import timed_request_handler  # the handler python app.py serves with
+
+        handler = timed_request_handler(dash_app.mlops.settings.request_timeout_s)
+        self._server = make_server("127.0.0.1", 0, dash_app.server, threaded=True, request_handler=handler)
         self.port = self._server.server_port
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}/ws"
