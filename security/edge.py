@@ -189,7 +189,8 @@ class Edge:
             rule = policy.VIEWER  # unmatched paths: answered (404) only to those who may look
         if rule is None:
             return self.refuse(403, "no_rule", f"{endpoint} has no access rule")
-        found = self.authenticate() if rule != policy.PUBLIC or request.headers.get("Authorization") else None
+        static = endpoint in policy.STATIC_ROUTES and not request.headers.get("Authorization")
+        found = None if static else self.authenticate()
         if isinstance(found, Response):
             return found
         g.principal = found

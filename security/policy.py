@@ -77,6 +77,10 @@ ROUTES: dict[str, str] = {
     "api.delete_user": ADMIN,
 }
 
+# Code and styles only: served without even looking at credentials (pages load dozens of them).
+STATIC_ROUTES = {"static", "_dash_assets.static", "/_dash-component-suites/<string:package_name>/<path:fingerprinted_path>",
+                 "/_favicon.ico"}
+
 # What a share link (a read-only view of one chart, in an iframe, with no login) may reach.
 SHARE_ROUTES = {"/<path:path>", "/_dash-layout", "/_dash-dependencies", "/_dash-update-component", "mlops_ws", "api.snapshot"}
 

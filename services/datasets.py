@@ -135,6 +135,7 @@ class Upload:
         self.total_bytes = total_bytes
         self.filename = ""
         self.path: Path | None = None
+        self._handles: list = []  # every file opened for this upload: closed on discard, or the space stays taken
         self.received = 0
         self.extra_parts = 0
         self._last_sent = 0.0
@@ -143,9 +144,12 @@ class Upload:
         """Stream factory for the multipart parser: the file part goes straight to disk, counted."""
         if self.path is not None:  # a second file part: kept out of the way, rejected by the endpoint
             self.extra_parts += 1
-            return tempfile.TemporaryFile(dir=self.tmp_dir)
+            extra = tempfile.TemporaryFile(dir=self.tmp_dir)
+            self._handles.append(extra)
+            return extra
         self.filename = clean_filename(filename)
         handle = tempfile.NamedTemporaryFile(dir=self.tmp_dir, prefix="upload-", suffix=".part", delete=False)
+        self._handles.append(handle)
         self.path = Path(handle.name)
         return _CountingFile(handle, self)
 
@@ -180,6 +184,13 @@ class Upload:
         )
 
     def discard(self) -> None:
+        # Close before unlinking: a deleted file still open keeps its blocks, so a full disk would stay full
+        # (the handle lives on in the failed request's traceback until a garbage collection).
+        for handle in self._handles:
+            try:
+                handle.close()
+            except OSError:
+                pass
         if self.path is not None:
             self.path.unlink(missing_ok=True)
 

@@ -168,8 +168,9 @@ class Database:
         self.engine.dispose()
 
     def _unavailable(self, exc: DBAPIError) -> StorageUnavailable:
-        reason = " ".join(str(exc.orig or exc).split())
-        return StorageUnavailable(f"database {self.describe()} is unreachable: {reason}")
+        # The driver's words (host, port, server messages) go to the log, never into an answer.
+        log.warning("database %s is unreachable: %s", self.describe(), " ".join(str(exc.orig or exc).split()))
+        return StorageUnavailable("the database does not answer (the server log says why)")
 
     def __repr__(self) -> str:
         return f"Database({self.describe()!r})"

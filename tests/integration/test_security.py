@@ -577,3 +577,12 @@ def test_workers_starting_together_create_the_admin_once(request, tmp_path, data
             db.close()
     assert not failures, f"{len(failures)} of 6 workers failed to start:\n" + "\n".join(failures)
     assert [(u["name"], u["role"]) for u in users] == [(ADMIN, "admin")]
+
+
+def test_health_tells_anonymous_callers_statuses_not_reasons(auth_server):
+    """Load balancers may ask without credentials; the reasons (paths, addresses) are for users."""
+    anonymous = requests.get(auth_server.url + "/api/v1/health", timeout=10).json()
+    assert anonymous["components"] and all(set(c) == {"status"} for c in anonymous["components"].values())
+    signed_in = requests.get(auth_server.url + "/api/v1/health", auth=(ADMIN, ADMIN_PASSWORD), timeout=10).json()
+    assert set(signed_in["components"]) == set(anonymous["components"])
+    assert all("message" in c for c in signed_in["components"].values())
