@@ -1,57 +1,73 @@
-"""The OpenAPI paths and schemas of accounts: who am I, tokens, users, share links."""
+"""The OpenAPI paths and schemas of accounts (who am I, tokens, users, share links), and the pieces
+every part of the document is built from (``api.openapi`` assembles it)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from api.params import MAX_ID
 from components.charts import CHARTS
 from storage.models import ROLES
 
+ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}  # larger ids cannot exist: their routes answer 404
+DAYS = {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 3650, "description": "null: the default"}
+PASSWORD = {"type": "string", "minLength": 8, "maxLength": 1024}
+ROLE = {"enum": list(ROLES)}
+TIME = {"type": "string", "format": "date-time"}
+TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
+NO_CONTENT = {"204": {"description": "done"}}
+JSON_BODY = (400, 413, 415, 422)  # invalid_json / too_deep / unknown_fields, too_large, not JSON, number_out_of_range / invalid
 
-def _err(*statuses: int) -> dict[str, Any]:
-    ref = {"$ref": "#/components/schemas/Error"}
-    return {str(s): {"description": "error", "content": {"application/json": {"schema": ref}}} for s in statuses}
 
-
-def _ok(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _ref(name: str) -> dict[str, Any]:
+def ref(name: str) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _id(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+def err(*statuses: int) -> dict[str, Any]:
+    """Responses in the API's one error shape."""
+    return {str(s): {"description": "error", "content": {"application/json": {"schema": ref("Error")}}} for s in statuses}
 
 
-def _body(schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
+def ok(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def obj(required: dict[str, Any], optional: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An object with exactly these fields (``required`` always present)."""
+    return {"type": "object", "required": sorted(required), "additionalProperties": False,
+            "properties": {**required, **(optional or {})}}
+
+
+def body(schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
     return {"required": required, "content": {"application/json": {"schema": schema}}}
 
 
-DAYS = {"type": "number", "exclusiveMinimum": 0, "maximum": 3650}
-NO_CONTENT = {"204": {"description": "done"}}
+def links(targets: dict[str, str], pointer: str = "/id", **extra: dict[str, Any]) -> dict[str, Any]:
+    """``{"links": ...}`` of a response: operation id -> the parameter its ``pointer`` into the answer fills."""
+    found = {op: {"operationId": op, "parameters": {param: f"$response.body#{pointer}"}} for op, param in targets.items()}
+    return {"links": {**found, **extra}}
+
+
+def items(name: str) -> dict[str, Any]:
+    return obj({"items": {"type": "array", "items": ref(name)}})
+
 
 SCHEMAS: dict[str, Any] = {
-    "Me": {"type": "object", "properties": {
-        "name": {"type": "string"}, "role": {"enum": list(ROLES)}, "auth": {"enum": ["session", "token", "basic", "local"]},
-        "id": {"type": ["integer", "null"]}, "mode": {"enum": ["local", "on"]}}},
-    "User": {"type": "object", "properties": {
-        "id": {"type": "integer"}, "name": {"type": "string"}, "role": {"enum": list(ROLES)},
-        "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"}}},
-    "Token": {"type": "object", "properties": {
-        "id": {"type": "integer"}, "name": {"type": "string"}, "user": {"type": "string"}, "user_id": {"type": "integer"},
-        "role": {"enum": list(ROLES)}, "state": {"enum": ["active", "expired", "revoked"]},
-        "token": {"type": "string", "description": "the secret: in the answer to its creation only"},
-        "created_at": {"type": "string", "format": "date-time"},
-        "expires_at": {"type": ["string", "null"], "format": "date-time"},
-        "last_used_at": {"type": ["string", "null"], "format": "date-time"},
-        "revoked_at": {"type": ["string", "null"], "format": "date-time"}}},
-    "Share": {"type": "object", "properties": {
-        "id": {"type": "integer"}, "chart": {"type": "string"}, "created_by": {"type": ["string", "null"]},
-        "url": {"type": "string", "description": "in the answer to its creation only"},
-        "created_at": {"type": "string", "format": "date-time"}, "expires_at": {"type": "string", "format": "date-time"},
-        "revoked_at": {"type": ["string", "null"], "format": "date-time"}}},
+    "Error": obj({"error": obj({"code": {"type": "string"}, "message": {"type": "string"}, "details": {"type": "object"}})}),
+    "Me": obj({"name": {"type": "string"}, "role": ROLE, "auth": {"enum": ["session", "token", "basic", "local"]},
+               "id": {"type": ["integer", "null"]}, "mode": {"enum": ["local", "on"]}}),
+    "User": obj({"id": ID, "name": {"type": "string"}, "role": ROLE, "created_at": TIME, "updated_at": TIME}),
+    "Token": obj(
+        {"id": ID, "name": {"type": "string"}, "user": {"type": "string"}, "user_id": ID, "role": ROLE,
+         "state": {"enum": ["active", "expired", "revoked"]}, "created_at": TIME, "expires_at": TIME_OR_NULL,
+         "last_used_at": TIME_OR_NULL, "revoked_at": TIME_OR_NULL},
+        {"token": {"type": "string", "description": "the secret: in the answer to its creation only"}},
+    ),
+    "Share": obj(
+        {"id": ID, "chart": {"enum": sorted(CHARTS)}, "created_by": {"type": ["string", "null"]}, "created_at": TIME,
+         "expires_at": TIME, "revoked_at": TIME_OR_NULL},
+        {"url": {"type": "string", "description": "in the answer to its creation only"}},
+    ),
 }
 
 SECURITY_SCHEMES = {
@@ -62,66 +78,79 @@ SECURITY_SCHEMES = {
 
 
 def paths() -> dict[str, Any]:
-    items = lambda name: {"type": "object", "properties": {"items": {"type": "array", "items": _ref(name)}}}  # noqa: E731
-    password = {"type": "string", "minLength": 8, "maxLength": 1024}
+    user_ops = {"getUser": "user_id", "updateUser": "user_id", "deleteUser": "user_id"}
     return {
-        "/me": {"get": {"summary": "Who is calling, with which role", "responses": {"200": _ok(_ref("Me"))}}},
+        "/me": {"get": {"operationId": "me", "summary": "Who is calling, with which role", "responses": {"200": ok(ref("Me"))}}},
         "/tokens": {
-            "get": {"summary": "Your API tokens (an admin: everyone's)", "responses": {"200": _ok(items("Token"))}},
+            "get": {"operationId": "listTokens", "summary": "Your API tokens (an admin: everyone's)",
+                    "responses": {"200": ok(items("Token"))}},
             "post": {
-                "summary": "Create an API token with your role; its secret is shown once",
-                "requestBody": _body({"type": "object", "required": ["name"], "additionalProperties": False, "properties": {
-                    "name": {"type": "string", "minLength": 1, "maxLength": 255}, "expires_in_days": DAYS}}),
-                "responses": {"201": _ok(_ref("Token"), "created"), **_err(400, 409, 413, 415, 422)},
+                "operationId": "createToken",
+                "summary": "Create an API token with your role; its secret is shown once "
+                           "(409 without an account: MLOPS_AUTH=local)",
+                "requestBody": body(obj({"name": {"type": "string", "minLength": 1, "maxLength": 255}},
+                                        {"expires_in_days": DAYS})),
+                "responses": {"201": ok(ref("Token"), "created") | links({"revokeToken": "token_id"}), **err(*JSON_BODY, 409)},
             },
         },
         "/tokens/{token_id}": {
             "parameters": [_id("token_id")],
-            "delete": {"summary": "Revoke a token (at once, and its open WebSockets within 2 s)",
-                       "responses": {**NO_CONTENT, **_err(404)}},
+            "delete": {"operationId": "revokeToken", "summary": "Revoke a token (at once, and its open WebSockets within 2 s)",
+                       "responses": {**NO_CONTENT, **err(404)}},
         },
         "/users": {
-            "get": {"summary": "Users (admins)", "responses": {"200": _ok(items("User"))}},
+            "get": {"operationId": "listUsers", "summary": "Users (admins)",
+                    "responses": {"200": ok(items("User"))}},
             "post": {
-                "summary": "Create a user (admins)",
-                "requestBody": _body({"type": "object", "required": ["name", "password", "role"], "additionalProperties": False,
-                                      "properties": {"name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$"},
-                                                     "password": password, "role": {"enum": list(ROLES)}}}),
-                "responses": {"201": _ok(_ref("User"), "created"), **_err(400, 409, 413, 415, 422)},
+                "operationId": "createUser", "summary": "Create a user (admins)",
+                "requestBody": body(obj({"name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$"},
+                                         "password": PASSWORD, "role": ROLE})),
+                "responses": {"201": ok(ref("User"), "created") | links(user_ops), **err(*JSON_BODY, 409)},
             },
         },
         "/users/{user_id}": {
             "parameters": [_id("user_id")],
-            "get": {"summary": "One user (admins)", "responses": {"200": _ok(_ref("User")), **_err(404)}},
+            "get": {"operationId": "getUser", "summary": "One user (admins)", "responses": {"200": ok(ref("User")), **err(404)}},
             "patch": {
-                "summary": "Change a user's role or password (admins); their logins end",
-                "requestBody": _body({"type": "object", "additionalProperties": False,
-                                      "properties": {"password": password, "role": {"enum": list(ROLES)}}}),
-                "responses": {"200": _ok(_ref("User")), **_err(400, 404, 409, 413, 415, 422)},
+                "operationId": "updateUser", "summary": "Change a user's role or password (admins); their logins end",
+                "requestBody": body(obj({}, {"password": PASSWORD, "role": ROLE})),
+                "responses": {"200": ok(ref("User")), **err(*JSON_BODY, 404, 409)},
             },
-            "delete": {"summary": "Delete a user and their tokens (admins)", "responses": {**NO_CONTENT, **_err(404, 409)}},
+            "delete": {"operationId": "deleteUser", "summary": "Delete a user and their tokens (admins; not the last admin)",
+                       "responses": {**NO_CONTENT, **err(404, 409)}},
         },
         "/charts/{chart}/share": {
             "parameters": [{"name": "chart", "in": "path", "required": True, "schema": {"enum": sorted(CHARTS)}}],
             "post": {
+                "operationId": "shareChart",
                 "summary": "A read-only link to the chart's live embed page, for people without an account",
-                "requestBody": _body({"type": "object", "additionalProperties": False,
-                                      "properties": {"expires_in_days": DAYS}}, required=False),
-                "responses": {"201": _ok(_ref("Share"), "created"), **_err(400, 404, 413, 415, 422)},
+                "requestBody": body(obj({}, {"expires_in_days": DAYS}), required=False),
+                "responses": {"201": ok(ref("Share"), "created") | links({"revokeShare": "share_id"}), **err(*JSON_BODY, 404)},
             },
         },
-        "/shares": {"get": {"summary": "Share links (admins)", "responses": {"200": _ok(items("Share"))}}},
+        "/shares": {"get": {"operationId": "listShares", "summary": "Share links (admins)",
+                            "responses": {"200": ok(items("Share"))}}},
         "/shares/{share_id}": {
             "parameters": [_id("share_id")],
-            "delete": {"summary": "Revoke a share link (admins)", "responses": {**NO_CONTENT, **_err(404)}},
+            "delete": {"operationId": "revokeShare", "summary": "Revoke a share link (admins)",
+                       "responses": {**NO_CONTENT, **err(404)}},
         },
     }
 
 
-def secure(document: dict[str, Any]) -> dict[str, Any]:
-    """Every operation but the health check takes a credential and may answer 401 or 403."""
+def _id(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": ID}
+
+
+def secure(document: dict[str, Any], auth_mode: str) -> dict[str, Any]:
+    """Every operation but the health check takes a credential and may answer 401 or 403, and 503
+    when the database or the event log cannot be reached.
+
+    With MLOPS_AUTH=local a credential is optional (``{}``): this machine's requests without one are
+    the local admin's, and a credential that is sent must still be right.
+    """
     document["components"]["securitySchemes"] = SECURITY_SCHEMES
-    document["security"] = [{"bearer": []}, {"basic": []}, {"session": []}]
+    document["security"] = [*([{}] if auth_mode == "local" else []), {"bearer": []}, {"basic": []}, {"session": []}]
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             if method == "parameters":
@@ -129,5 +158,5 @@ def secure(document: dict[str, Any]) -> dict[str, Any]:
             if path == "/health":
                 operation["security"] = []
                 continue
-            operation["responses"].update(_err(401, 403))
+            operation["responses"].update(err(401, 403, 503))
     return document
