@@ -9,6 +9,8 @@ import urllib.request
 
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
 
 from storage.models import Model
 from tests.browser.conftest import js, wait_css, wait_js
@@ -146,12 +148,12 @@ def test_deleting_a_pipeline_that_serves_asks_first(dash_duo, start_dashboard):
         session.add(Model(pipeline_id=pipeline["id"], version=1, status="deployed", task="classification"))
     dash_duo.driver.get(dash_duo.server.url + "/pipelines")
     wait_css(dash_duo.driver, "#pipelines-table button.btn-outline-danger", timeout=15).click()
-    alert = dash_duo.driver.switch_to.alert
+    alert = WebDriverWait(dash_duo.driver, 15).until(expected_conditions.alert_is_present())
     assert "serves predictions" in alert.text
     alert.dismiss()
     wait_js(dash_duo, "document.querySelectorAll('#pipelines-table button.btn-outline-danger').length === 1")
     assert [p["id"] for p in dash_app.mlops.pipelines.list()] == [pipeline["id"]]  # dismissed: still there
     dash_duo.find_element("#pipelines-table button.btn-outline-danger").click()
-    dash_duo.driver.switch_to.alert.accept()
+    WebDriverWait(dash_duo.driver, 15).until(expected_conditions.alert_is_present()).accept()
     wait_css(dash_duo.driver, ".pipeline-error, .alert", text="Pipeline deleted")
     assert dash_app.mlops.pipelines.list() == []

@@ -123,8 +123,9 @@ def test_train_deploy_and_serve_from_the_pages(dash_duo, second_browser, start_d
     status, answer = call(server, "POST", url.removeprefix(server.url), json.loads(body))
     assert status == 200 and len(answer["predictions"]) == 1, answer
     js(dash_duo, "navigator.clipboard.writeText = (text) => { window.__copied = text; return Promise.resolve(); }")
-    dash_duo.find_element(".endpoint-card .copy-button").click()
-    assert wait_js(dash_duo, "window.__copied") == curl
+    # The card is redrawn when a model event arrives: click the button that is there now.
+    wait_js(dash_duo, "(() => { const b = document.querySelector('.endpoint-card .copy-button'); if (b) b.click(); return window.__copied; })()")
+    assert js(dash_duo, "return window.__copied") == curl
 
     # Traffic: the overview's prediction-volume chart gains points and the KPI rises.
     navigate(dash_duo, "Overview")
@@ -146,10 +147,29 @@ def test_train_deploy_and_serve_from_the_pages(dash_duo, second_browser, start_d
     assert [e for e in dash_duo.get_logs() if e["level"] == "SEVERE"] == []
 
 
-def test_cancel_from_the_training_page(dash_duo, start_dashboard):
+def slow_csv(tmp_path: Path) -> Path:
+    """20,000 rows of 20 noisy features: a 2,000-tree forest on it trains far longer than any test."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(20_000, 20)).round(4)
+    target = (x[:, 0] + rng.normal(scale=2.0, size=len(x)) > 0).astype(int)
+    path = tmp_path / "slow.csv"
+    lines = [",".join([f"f{i}" for i in range(20)] + ["target"])]
+    lines += [",".join(map(str, row)) + f",{t}" for row, t in zip(x.tolist(), target)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_cancel_from_the_training_page(dash_duo, start_dashboard, tmp_path):
     start_dashboard(dash_duo, background=False)
     server = dash_duo.server
-    pipeline = iris_pipeline(server, {"n_estimators": 100_000})  # far longer than the test
+    dataset = upload_csv(server.url, slow_csv(tmp_path), "slow")
+    status, pipeline = call(server, "POST", "/api/v1/pipelines", {
+        "name": "iris-forest", "dataset_id": dataset["id"], "target": "target", "model": "random_forest",
+        "params": {"n_estimators": 2000},  # the most a pipeline may ask for: far longer than the test
+    })
+    assert status == 201, pipeline
     navigate(dash_duo, "Training")
     dash_duo.wait_for_element("#jobs-table", timeout=10)
     status, job = call(server, "POST", f"/api/v1/pipelines/{pipeline['id']}/train")
