@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import uuid
@@ -61,16 +62,16 @@ def redis_url() -> Iterator[str]:
     client.delete(*client.keys(f"{stream}*") or [stream])
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh PostgreSQL database of this test's own, dropped afterwards."""
+@contextlib.contextmanager
+def postgres_database(prefix: str = "mlops_test") -> Iterator[str]:
+    """A fresh PostgreSQL database of its own, dropped afterwards (for fixtures of any scope)."""
     import psycopg
 
     try:
         admin = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=2)
     except psycopg.OperationalError as exc:
         need(False, f"PostgreSQL at {POSTGRES_URL} is not answering: {exc}")
-    name = f"mlops_test_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
         try:
@@ -78,6 +79,13 @@ def postgres_url() -> Iterator[str]:
         finally:
             admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
             admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database of this test's own, dropped afterwards."""
+    with postgres_database() as url:
+        yield url
 
 
 @pytest.fixture
