@@ -5,25 +5,16 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 
 from api.errors import ApiError
-from api.params import runtime
+from api.params import int_param, query_param, runtime
 from components.charts import CHARTS
 from services import export
 
 PARAMS = {"last", "width", "height", "theme", "download"}
-
-
-
-def _size(name: str, default: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or not 100 <= int(raw) <= 4000:
-        raise ApiError(f"'{name}' must be an integer from 100 to 4000", code="invalid_parameter", details={"parameter": name})
-    return int(raw)
+MIN_SIZE, MAX_SIZE = 100, 4000  # px
 
 
 def _query(chart_name: str):
-    """Validate the query string; return the chart, its rows and the render options."""
+    """Validate the query string; return the chart, its rows, the render options and whether to download."""
     unknown = sorted(set(request.args) - PARAMS)
     if unknown:
         raise ApiError(
@@ -34,13 +25,20 @@ def _query(chart_name: str):
     app_runtime = runtime()
     try:
         chart = export.chart_named(chart_name)
-        last = request.args.get("last")
-        last_s = export.parse_duration(last) if last else app_runtime.settings.chart_window_s
-        theme = export.check_theme(request.args.get("theme", "light"))
+        last = query_param("last")
+        last_s = export.parse_duration(last) if last else app_runtime.settings.chart_window_s  # empty: the default
+        theme = query_param("theme")
+        theme = export.check_theme("light" if theme is None else theme)
     except export.ExportError as exc:
         raise ApiError(str(exc), code=exc.code, status=exc.status, details=exc.details) from None
+    options = {
+        "width": int_param("width", 1000, minimum=MIN_SIZE, maximum=MAX_SIZE),
+        "height": int_param("height", 560 if chart.name == "system_stats" else 400, minimum=MIN_SIZE, maximum=MAX_SIZE),
+        "theme": theme,
+    }
+    download = bool(query_param("download"))
     rows = export.samples(app_runtime.log, chart, last_s, app_runtime.settings.history)
-    return chart, rows, {"width": _size("width", 1000), "height": _size("height", 560 if chart.name == "system_stats" else 400), "theme": theme}
+    return chart, rows, options, download
 
 
 def register(bp: Blueprint) -> None:
@@ -57,7 +55,7 @@ def register(bp: Blueprint) -> None:
 
     @bp.get("/charts/<chart_name>/data")
     def chart_data(chart_name: str):
-        chart, rows, _ = _query(chart_name)
+        chart, rows, _, _ = _query(chart_name)
         return jsonify({"chart": chart.name, "fields": chart.fields, "samples": rows})
 
     @bp.get("/charts/<chart_name>.<fmt>")
@@ -66,7 +64,7 @@ def register(bp: Blueprint) -> None:
             raise ApiError(
                 f"unknown format {fmt!r}", code="unknown_format", status=404, details={"formats": sorted(export.FORMATS)}
             )
-        chart, rows, options = _query(chart_name)
+        chart, rows, options, download = _query(chart_name)
         try:
             body = export.render(chart, rows, fmt, **options)
         except export.ExportError as exc:
@@ -74,7 +72,7 @@ def register(bp: Blueprint) -> None:
         response = Response(body, mimetype=export.FORMATS[fmt].split(";")[0])
         if fmt in {"html", "csv"}:
             response.headers["Content-Type"] = export.FORMATS[fmt]
-        if request.args.get("download"):
+        if download:
             response.headers["Content-Disposition"] = f'attachment; filename="{chart.name}.{fmt}"'
         response.headers["Cache-Control"] = "no-store"
         return response

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 
 from api.errors import ApiError
-from api.params import MAX_ID, id_param, int_param, json_body, optional_json_body, runtime
+from api.params import MAX_ID, id_param, int_param, json_body, optional_json_body, query_param, runtime
 from storage.models import JOB_STATUSES
 
 JOB_ID = "<string(length=32):job_id>"
@@ -19,7 +19,7 @@ def register(bp: Blueprint) -> None:
 
     @bp.get("/jobs")
     def list_jobs():
-        status = request.args.get("status") or None
+        status = query_param("status") or None
         if status is not None and status not in JOB_STATUSES:
             raise ApiError(f"status must be one of {', '.join(JOB_STATUSES)}", code="invalid_parameter",
                            details={"status": status})

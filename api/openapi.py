@@ -76,6 +76,7 @@ def _payload_schemas(kind: EventType) -> dict[str, Any]:
     nested = schema.pop("$defs", {})
     data = copy.deepcopy(schema)
     data["properties"]["posted"] = {"description": "ignored: a published event is always marked posted"}
+    data["properties"]["actor"] = {"description": "ignored: the event's actor is the caller"}
     return {**nested, f"Payload_{kind.value}": schema, f"EventData_{kind.value}": data}
 
 

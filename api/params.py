@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from flask import current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.routing import IntegerConverter
 
 from api.errors import ApiError
 from services.runtime import Runtime
@@ -14,28 +16,50 @@ from services.runtime import Runtime
 MAX_ID = 2**31 - 1  # larger ids cannot exist; id routes do not match them (404) instead of overflowing SQL
 
 
+class AsciiIntConverter(IntegerConverter):
+    """``<int:...>`` in ASCII digits: Werkzeug's ``\\d+`` also takes "١" and "１", which int() reads as 1."""
+
+    regex = r"[0-9]+"
+
+
 def runtime() -> Runtime:
     """The ``Runtime`` of the app serving this request."""
     return current_app.extensions["mlops"]
 
 
+_DIGITS = re.compile(r"[0-9]+")  # str.isdigit() and int() also take "+5", "1_0", " 5", Arabic and superscript digits
+
+
+def _invalid(name: str, message: str) -> ApiError:
+    return ApiError(message, code="invalid_parameter", details={"parameter": name})
+
+
+def query_param(name: str) -> str | None:
+    """The one value of a query parameter, or None when absent; a repeated parameter is refused
+    (taking the first or the last would be a guess at what the caller meant)."""
+    values = request.args.getlist(name)
+    if len(values) > 1:
+        raise _invalid(name, f"'{name}' is given {len(values)} times; give it once")
+    return values[0] if values else None
+
+
 def int_param(name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
+    """A non-negative integer in ASCII digits, or ``default`` when absent (an empty value is refused)."""
+    raw = query_param(name)
+    if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(f"'{name}' must be an integer", code="invalid_parameter", details={"parameter": name}) from None
+    if not _DIGITS.fullmatch(raw):
+        raise _invalid(name, f"'{name}' must be an integer written in the digits 0-9")
+    value = int(raw)
     if value < minimum or (maximum is not None and value > maximum):
         bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
-        raise ApiError(f"'{name}' must be {bound}", code="invalid_parameter", details={"parameter": name})
+        raise _invalid(name, f"'{name}' must be {bound}")
     return value
 
 
 def id_param(name: str, maximum: int = MAX_ID) -> int | None:
     """An optional id filter (``?pipeline_id=3``): None when absent."""
-    return int_param(name, 0, minimum=1, maximum=maximum) if request.args.get(name) else None
+    return int_param(name, 0, minimum=1, maximum=maximum) if name in request.args else None
 
 
 MAX_JSON_BYTES = 1 << 20  # JSON bodies are small; only dataset uploads may be large
@@ -90,6 +114,14 @@ def json_body() -> Any:
     return body
 
 
-def optional_json_body() -> Any:
-    """A JSON body, or None for an empty POST (actions whose body is optional)."""
-    return json_body() if request.content_length or request.is_json else None
+def optional_json_body() -> dict[str, Any] | None:
+    """A JSON object, or None for a POST without a body (actions whose body is optional).
+
+    A body that is sent must be an object: ``null`` is a body, not the absence of one.
+    """
+    if not (request.content_length or request.is_json):
+        return None
+    body = json_body()
+    if not isinstance(body, dict):
+        raise _json_error("the body must be a JSON object (or no body at all)")
+    return body

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, current_app, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 import api.accounts
 import api.charts
@@ -13,20 +13,60 @@ import api.openapi
 import api.data
 import api.ml
 from api.errors import ApiError, error_response, storage_error_response
-from api.params import int_param, json_body, runtime
+from api.params import AsciiIntConverter, int_param, json_body, query_param, runtime
 from security import current_actor, current_principal, scope
 from events.catalogue import InvalidEvent
 from events.log import EventLogUnavailable, Gap
 from services.errors import DomainError
 from storage.errors import StorageUnavailable
 
-METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]  # what the catch-all takes, to answer them 404 or 405
+ALLOW_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 STATUS_CODES = {"healthy": 200, "degraded": 200, "down": 503}
 
+
+def allowed_methods() -> list[str]:
+    """The methods the API resource at this request's path answers; empty when no resource is there.
+
+    Werkzeug's own list would add the catch-all's methods and Dash's page route (GET), which every
+    path matches.
+    """
+    adapter = current_app.url_map.bind("localhost", script_name=request.script_root or None)
+    allowed = []
+    for method in ALLOW_ORDER:
+        try:
+            endpoint, _ = adapter.match(request.path, method=method)
+        except HTTPException:
+            continue
+        if endpoint.startswith("api.") and endpoint != "api.unknown":
+            allowed.append(method)
+    return allowed
+
+
+def method_refused():
+    """405 naming the methods that work (RFC 9110), or 404 where no resource is (an id past MAX_ID, a typo)."""
+    allowed = allowed_methods()
+    if not allowed:
+        return error_response(404, "not_found", f"no API endpoint at {request.path}")
+    response = error_response(405, "method_not_allowed", f"{request.method} is not allowed here", {"allowed": allowed})
+    response.headers["Allow"] = ", ".join(allowed)
+    return response
 
 
 def create_blueprint() -> Blueprint:
     bp = Blueprint("api", __name__)
+
+    @bp.before_request
+    def options():
+        # Flask's automatic OPTIONS answer would list every rule matching the path, the catch-all's included.
+        if request.method != "OPTIONS":
+            return None
+        allowed = allowed_methods()
+        if not allowed:
+            raise ApiError(f"no API endpoint at {request.path}", code="not_found", status=404)
+        response = current_app.response_class(status=200)
+        response.headers["Allow"] = ", ".join(allowed)
+        return response
 
     @bp.get("/health")
     def health():
@@ -44,7 +84,7 @@ def create_blueprint() -> Blueprint:
         app_runtime = runtime()
         after = int_param("after", 0, maximum=2**62)
         limit = int_param("limit", 100, minimum=1, maximum=1000)
-        epoch = request.args.get("epoch") or None
+        epoch = query_param("epoch") or None
         result = app_runtime.log.read_after(after, epoch, limit=limit)
         if isinstance(result, Gap):
             raise ApiError(
@@ -89,20 +129,7 @@ def create_blueprint() -> Blueprint:
     @bp.route("/<path:_unknown>", methods=METHODS)
     def unknown(_unknown):
         # Without this, Dash's catch-all page route would answer unknown API paths with HTML.
-        adapter = current_app.url_map.bind("localhost", script_name=request.script_root or None)
-        allowed = []
-        for method in METHODS:
-            try:
-                endpoint, _ = adapter.match(request.path, method=method)
-            except HTTPException:
-                continue
-            if endpoint.startswith("api.") and endpoint != "api.unknown":  # not Dash's catch-all page route
-                allowed.append(method)
-        if allowed:
-            response = error_response(405, "method_not_allowed", f"{request.method} is not allowed here", {"allowed": allowed})
-            response.headers["Allow"] = ", ".join(allowed)  # RFC 9110: a 405 names the methods that work
-            return response
-        raise ApiError(f"no API endpoint at {request.path}", code="not_found", status=404)
+        return method_refused()
 
     @bp.errorhandler(DomainError)
     def api_error(exc: DomainError):
@@ -123,12 +150,15 @@ def create_blueprint() -> Blueprint:
 def register(server: Flask, prefix: str) -> None:
     """Mount the API at ``<prefix>api/v1``; unknown API paths and methods answer in the same JSON shape."""
     base = f"{prefix}api/v1"
+    server.url_map.converters["int"] = AsciiIntConverter  # before the blueprint's rules are made with it
     server.register_blueprint(create_blueprint(), url_prefix=base)
 
     @server.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         if not request.path.startswith(base):
             return exc
+        if isinstance(exc, MethodNotAllowed):  # routing's list holds Dash's page route; an id past MAX_ID is 404
+            return method_refused()
         code = (exc.name or "error").lower().replace(" ", "_")
         response = error_response(exc.code or 500, code, exc.description or exc.name)
         for name, value in exc.get_headers():

@@ -98,8 +98,17 @@ SYSTEM_STATS = SystemStatsChart(
 # A model that served nothing for this many report intervals drew 0 requests/s meanwhile: its line drops
 # to zero instead of joining two distant points (assets/mlops_live_ml.js applies the same rule).
 IDLE_INTERVALS = 2.5
+# The meter reports about once a second (never under 1 ms); a posted event may claim any positive
+# interval, and 1e300 s overflows the dates of an idle gap. Drawing clips to this range instead.
+MIN_INTERVAL_S, MAX_INTERVAL_S = 0.001, 86400.0
 
 
+def report_interval(data: dict[str, Any]) -> float:
+    """A prediction_volume report's ``interval_s``, clipped to what a chart can draw."""
+    interval = float(data["interval_s"])
+    if not interval >= MIN_INTERVAL_S:  # NaN too
+        return MIN_INTERVAL_S
+    return min(interval, MAX_INTERVAL_S)
 
 
 def volume_series(samples: Sequence[dict[str, Any]]) -> dict[Any, tuple[list[str], list[float]]]:
@@ -108,7 +117,7 @@ def volume_series(samples: Sequence[dict[str, Any]]) -> dict[Any, tuple[list[str
     last: dict[Any, tuple[dt.datetime, float]] = {}
     for s in samples:
         x, y = series.setdefault(s["model_id"], ([], []))
-        t, interval = parse_iso(s["t"]), float(s["interval_s"])
+        t, interval = parse_iso(s["t"]), report_interval(s)
         previous = last.get(s["model_id"])
         if previous is not None and (t - previous[0]).total_seconds() > IDLE_INTERVALS * previous[1]:
             x += [iso_utc(previous[0] + dt.timedelta(seconds=previous[1])), iso_utc(t - dt.timedelta(seconds=interval))]
@@ -130,7 +139,7 @@ class PredictionVolumeChart(Chart):
         return list(self.columns)
 
     def row(self, data: dict[str, Any]) -> dict[str, Any]:
-        rate = round(data["count"] / data["interval_s"], 6)
+        rate = round(data["count"] / report_interval(data), 6)
         return {f: rate if f == "rate" else data.get(f) for f in self.columns}
 
     def figure(self, samples: Sequence[dict[str, Any]], theme: str = "light", title: bool = True) -> go.Figure:

@@ -27,7 +27,7 @@ from storage.db import Database
 from storage.models import ROLES, ApiToken, ShareLink, User
 
 TOKEN_PREFIX = "mlops_"
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")  # fullmatch: "$" would let a trailing "\n" in
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024
 MAX_DAYS = 3650
@@ -95,7 +95,7 @@ def _expiry(days: Any, default: int | None) -> dt.datetime | None:
 
 
 def _check_name(name: Any) -> str:
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise Invalid(
             "a user name is 1 to 64 letters, digits or _ . @ -, starting with a letter or digit",
             details={"name": "1-64 of A-Z a-z 0-9 _ . @ -"},

@@ -33,7 +33,7 @@ FORMATS = {
     "json": "application/json",
     "csv": "text/csv; charset=utf-8",
 }
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d)$")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(s|m|h|d)", re.ASCII)  # fullmatch: no spaces, no "\n", no other digits
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # A text cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets
 # (OWASP "CSV injection"); tab and carriage return too, as some strip them before looking.
@@ -51,7 +51,7 @@ class ExportError(ValueError):
 
 def parse_duration(raw: str) -> float:
     """``90s``, ``15m``, ``2h``, ``1d`` -> seconds."""
-    match = _DURATION.match(raw.strip())
+    match = _DURATION.fullmatch(raw)
     seconds = float(match.group(1)) * _UNIT_S[match.group(2)] if match else 0.0
     if not 0 < seconds <= 366 * 86400:
         raise ExportError(f"'last' must look like 30s, 15m, 2h or 1d (at most 366d), got {raw!r}", details={"parameter": "last"})

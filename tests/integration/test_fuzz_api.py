@@ -76,10 +76,6 @@ CONFIG: dict[str, Any] = {
         # before anything reads it: 413 is the right refusal of such a body.
         "negative_data_rejection": {"expected-statuses": [
             "400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429", "5xx"]},
-        # Off while OPTIONS answers every API path with the catch-all route's methods (Allow: GET, POST,
-        # PUT, PATCH, DELETE, ...): it would fail all 44 operations before their other checks run.
-        # test_options_lists_the_methods_of_the_resource keeps that bug in view; drop this line once it passes.
-        "allow_header_conformance": {"enabled": False},
     },
     "phases": {
         # Scenarios follow the document's own links only: Schemathesis' guesses from parameter names
