@@ -63,6 +63,10 @@ def register(bp: Blueprint) -> None:
     def deploy_model(model_id: int):
         return jsonify(runtime().registry.deploy(model_id))
 
+    @bp.post(f"/models/<int(max={MAX_ID}):model_id>/undeploy")
+    def undeploy_model(model_id: int):
+        return jsonify(runtime().registry.undeploy(model_id))
+
     @bp.post(f"/models/<int(max={MAX_ID}):model_id>/predict")
     def predict_model(model_id: int):
         return jsonify(runtime().serving.predict_model(model_id, json_body()))

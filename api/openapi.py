@@ -11,20 +11,14 @@ import copy
 from typing import Any
 
 from api import openapi_accounts as common
-from api.openapi_accounts import ID, JSON_BODY, TIME, TIME_OR_NULL, body, err, items, links, obj, ok, ref
+from api import openapi_ml as ml
+from api.openapi_accounts import ID, JSON_BODY, NAME, TIME, body, err, in_path, in_query, items, links, obj, ok, ref
 from api.params import MAX_JSON_INT, runtime
 from components.charts import CHARTS
 from events.catalogue import PAYLOADS, EventType
 from services.export import FORMATS
 from services.pipelines import MODELS, param_schemas
-from storage.models import JOB_STATUSES, MODEL_STATUSES
 
-NAME = {"type": "string", "minLength": 1, "maxLength": 100, "description": "printable; not only spaces"}
-METRICS = {"type": "object", "maxProperties": 50, "propertyNames": {"minLength": 1, "maxLength": 64},
-           "additionalProperties": {"type": ["number", "null"]}}
-MAX_STEP = 2**31 - 1  # training steps are 32-bit columns
-FAILED_NEEDS_ERROR = {"if": {"required": ["status"], "properties": {"status": {"const": "failed"}}},
-                      "then": {"required": ["error"], "properties": {"error": {"type": "string", "pattern": r"\S"}}}}
 UPLOAD_ID = {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,64}$"}
 # Schemathesis starts scenarios only at operations that need no id from elsewhere; it takes upload_id
 # for one, so this link (from the list, which it does start at) is how scenarios reach the upload.
@@ -42,22 +36,14 @@ LAST_PATTERN = "^(?:|" + "|".join(  # empty: the default window
 ) + ")$"
 
 
-def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
-
-
-def _path(name: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": schema or ID}
-
-
 def document(server_url: str, auth_mode: str | None = None) -> dict[str, Any]:
     """The document; ``auth_mode`` ("local" or "on", default: the serving app's) says whether credentials are optional."""
     if auth_mode is None:
         auth_mode = runtime().settings.auth_mode
-    schemas = {**SCHEMAS, **common.SCHEMAS}
+    schemas = {**SCHEMAS, **ml.SCHEMAS, **common.SCHEMAS}
     for kind in EventType:
         schemas.update(_payload_schemas(kind))
-    paths = {**_core_paths(), **_data_paths(), **_ml_paths(), **common.paths(),
+    paths = {**_core_paths(), **_data_paths(), **ml.paths(), **common.paths(),
              "/openapi.json": {"get": {"operationId": "openapi", "summary": "This document",
                                        "responses": {"200": ok({"type": "object"})}}}}
     return common.secure({
@@ -100,17 +86,17 @@ def _event_input(kind: EventType) -> dict[str, Any]:
 
 def _chart_params() -> list[dict[str, Any]]:
     return [
-        _query("last", {"type": "string", "pattern": LAST_PATTERN},
+        in_query("last", {"type": "string", "pattern": LAST_PATTERN},
                "time range: a number and s, m, h or d, more than 0 and at most 366d (default: the live window)"),
-        _query("width", {"type": "integer", "minimum": 100, "maximum": 4000}, "image width in px"),
-        _query("height", {"type": "integer", "minimum": 100, "maximum": 4000}, "image height in px"),
-        _query("theme", {"enum": ["light", "dark"]}, "figure theme"),
-        _query("download", {"type": "string"}, "any non-empty value: answer as an attachment"),
+        in_query("width", {"type": "integer", "minimum": 100, "maximum": 4000}, "image width in px"),
+        in_query("height", {"type": "integer", "minimum": 100, "maximum": 4000}, "image height in px"),
+        in_query("theme", {"enum": ["light", "dark"]}, "figure theme"),
+        in_query("download", {"type": "string"}, "any non-empty value: answer as an attachment"),
     ]
 
 
 def _core_paths() -> dict[str, Any]:
-    chart = _path("chart", {"enum": sorted(CHARTS)})
+    chart = in_path("chart", {"enum": sorted(CHARTS)})
     return {
         "/health": {"get": {
             "operationId": "health", "summary": "Health of each component",
@@ -122,9 +108,9 @@ def _core_paths() -> dict[str, Any]:
             "get": {
                 "operationId": "listEvents", "summary": "Replay events after a seq",
                 "parameters": [
-                    _query("after", {"type": "integer", "minimum": 0, "maximum": 2**62}, "last seq the caller has"),
-                    _query("epoch", {"type": "string"}, "epoch of that seq"),
-                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "at most this many (default 100)"),
+                    in_query("after", {"type": "integer", "minimum": 0, "maximum": 2**62}, "last seq the caller has"),
+                    in_query("epoch", {"type": "string"}, "epoch of that seq"),
+                    in_query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "at most this many (default 100)"),
                 ],
                 "responses": {"200": ok(ref("EventPage")), **err(400, 410, 503)},
             },
@@ -138,7 +124,7 @@ def _core_paths() -> dict[str, Any]:
                             "responses": {"200": ok(ref("Charts"))}}},
         "/charts/{chart}.{format}": {"get": {
             "operationId": "exportChart", "summary": "Export a chart",
-            "parameters": [chart, _path("format", {"enum": sorted(FORMATS)}), *_chart_params()],
+            "parameters": [chart, in_path("format", {"enum": sorted(FORMATS)}), *_chart_params()],
             "responses": {
                 "200": {"description": "the chart", "content": {mime.split(";")[0]: {} for mime in FORMATS.values()}},
                 **err(400, 404), "503": ok(ref("Error"), "image export unavailable (no Chromium)"),
@@ -153,8 +139,8 @@ def _core_paths() -> dict[str, Any]:
         "/activity": {"get": {
             "operationId": "listActivity", "summary": "The activity feed, newest first",
             "parameters": [
-                _query("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "page size (default 50)"),
-                _query("before", ID, "id of the last item of the previous page"),
+                in_query("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "page size (default 50)"),
+                in_query("before", ID, "id of the last item of the previous page"),
             ],
             "responses": {"200": ok(items("Activity")), **err(400)},
         }},
@@ -186,7 +172,7 @@ def _data_paths() -> dict[str, Any]:
                 "operationId": "uploadDataset",
                 "summary": "Upload a CSV (streamed); the same name again makes a new version",
                 "parameters": [
-                    _query("upload_id", UPLOAD_ID, "id echoed in upload_progress / upload_complete / upload_error events"),
+                    in_query("upload_id", UPLOAD_ID, "id echoed in upload_progress / upload_complete / upload_error events"),
                     {"name": "X-Upload-Id", "in": "header", "required": False, "schema": UPLOAD_ID,
                      "description": "the same as upload_id (which wins)"},
                 ],
@@ -199,7 +185,7 @@ def _data_paths() -> dict[str, Any]:
             },
         },
         "/datasets/{dataset_id}": {
-            "parameters": [_path("dataset_id")],
+            "parameters": [in_path("dataset_id")],
             "get": {"operationId": "getDataset", "summary": "One dataset with its profile and versions",
                     "responses": {"200": ok(ref("DatasetDetail")), **err(404)}},
             "patch": {"operationId": "renameDataset", "summary": "Rename",
@@ -218,7 +204,7 @@ def _data_paths() -> dict[str, Any]:
             },
         },
         "/pipelines/{pipeline_id}": {
-            "parameters": [_path("pipeline_id")],
+            "parameters": [in_path("pipeline_id")],
             "get": {"operationId": "getPipeline", "summary": "One pipeline",
                     "responses": {"200": ok(ref("Pipeline")), **err(404)}},
             "patch": {
@@ -228,115 +214,6 @@ def _data_paths() -> dict[str, Any]:
             },
             "delete": {"operationId": "deletePipeline", "summary": "Delete with its models and jobs",
                        "responses": {"204": {"description": "deleted"}, **err(404)}},
-        },
-    }
-
-
-def _ml_paths() -> dict[str, Any]:
-    job_ops = {"getJob": "job_id", "jobProgress": "job_id", "cancelJob": "job_id"}
-    run_ops = {**job_ops, "logRun": "job_id", "finishRun": "job_id"}
-    model_ops = {"getModel": "model_id", "deployModel": "model_id", "predictModel": "model_id", "modelPredictions": "model_id"}
-    job_id = _path("job_id", {"type": "string", "pattern": "^[0-9a-f]{32}$"})
-    model_id = _path("model_id")
-    predict = {
-        "requestBody": body(ref("Instances")),
-        # 400: a body other than {"instances": [...]}; 409: no deployed or ready model; 422: instances unlike its schema
-        "responses": {"200": ok(ref("Predictions")), **err(*JSON_BODY, 404, 409)},
-    }
-    return {
-        "/pipelines/{pipeline_id}/train": {
-            "parameters": [_path("pipeline_id")],
-            "post": {"operationId": "trainPipeline", "summary": "Queue a training job",
-                     "responses": {"202": ok(ref("Job"), "queued") | links(job_ops), **err(404, 429, 503)}},
-        },
-        "/pipelines/{pipeline_id}/predict": {
-            "parameters": [_path("pipeline_id")],
-            "post": {"operationId": "predictPipeline", "summary": "Predict with the pipeline's deployed model", **predict},
-        },
-        "/jobs": {"get": {
-            "operationId": "listJobs", "summary": "Training jobs and external runs, newest first",
-            "parameters": [
-                _query("status", {"enum": list(JOB_STATUSES)}, "only jobs in this state"),
-                _query("pipeline_id", ID, "only this pipeline's jobs"),
-                _query("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "at most this many (default 50)"),
-            ],
-            "responses": {"200": ok(items("Job")), **err(400)},
-        }},
-        "/jobs/{job_id}": {
-            "parameters": [job_id],
-            "get": {"operationId": "getJob", "summary": "One job",
-                    "responses": {"200": ok(ref("Job")) | links(model_ops, "/model_id"), **err(404)}},
-        },
-        "/jobs/{job_id}/progress": {
-            "parameters": [job_id],
-            "get": {"operationId": "jobProgress",
-                    "summary": "The job's progress points (step, total, metrics, ts) the event log still keeps: its curves",
-                    "responses": {"200": ok(ref("JobProgress")), **err(404)}},
-        },
-        "/jobs/{job_id}/cancel": {
-            "parameters": [job_id],
-            "post": {"operationId": "cancelJob", "summary": "Cancel a queued or running job",
-                     "responses": {"200": ok(ref("Job")), **err(404, 409)}},
-        },
-        "/runs": {"post": {
-            "operationId": "createRun", "summary": "Start an external run (client.run.Run does this)",
-            "requestBody": body(obj({"name": NAME}, {
-                "total": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_STEP},
-                "params": {"type": ["object", "null"], "maxProperties": 50, "propertyNames": {"maxLength": 64},
-                           "description": "shown with the run; values are numbers, booleans, null or strings (200 characters)",
-                           "additionalProperties": {"type": ["number", "boolean", "null", "string"], "maxLength": 200}},
-            })),
-            "responses": {"201": ok(ref("Job"), "started") | links(run_ops), **err(*JSON_BODY)},
-        }},
-        "/runs/{job_id}/log": {
-            "parameters": [job_id],
-            "post": {
-                "operationId": "logRun", "summary": "Report steps of an external run (steps never go back)",
-                "requestBody": body(obj({"entries": {"type": "array", "minItems": 1, "maxItems": 1000, "items": obj(
-                    {"step": {"type": "integer", "minimum": 0, "maximum": MAX_STEP}},
-                    {"total": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_STEP},
-                     "metrics": METRICS | {"type": ["object", "null"]}})}})),
-                "responses": {"200": ok(obj({"accepted": {"type": "integer", "minimum": 1}})), **err(*JSON_BODY, 404, 409)},
-            },
-        },
-        "/runs/{job_id}/finish": {
-            "parameters": [job_id],
-            "post": {
-                "operationId": "finishRun", "summary": "Finish an external run (failed needs an error)",
-                "requestBody": body(obj({}, {
-                    "status": {"enum": ["succeeded", "failed"]}, "error": {"type": ["string", "null"]},
-                    "metrics": METRICS | {"type": ["object", "null"]}}) | FAILED_NEEDS_ERROR, required=False),
-                "responses": {"200": ok(ref("Job")), **err(*JSON_BODY, 404, 409)},
-            },
-        },
-        "/models": {"get": {
-            "operationId": "listModels", "summary": "The model registry, newest first",
-            "parameters": [_query("pipeline_id", ID, "only this pipeline's versions")],
-            # models are made by training, in the background: scenarios find them in the list
-            "responses": {"200": ok(items("Model")) | links(model_ops, "/items/0/id"), **err(400)},
-        }},
-        "/models/{model_id}": {
-            "parameters": [model_id],
-            "get": {"operationId": "getModel", "summary": "One model version",
-                    "responses": {"200": ok(ref("Model")), **err(404)}},
-        },
-        "/models/{model_id}/deploy": {
-            "parameters": [model_id],
-            "post": {"operationId": "deployModel", "summary": "Deploy this version (retires the pipeline's previous one)",
-                     "responses": {"200": ok(ref("Model")), **err(404, 409)}},
-        },
-        "/models/{model_id}/predict": {
-            "parameters": [model_id],
-            "post": {"operationId": "predictModel", "summary": "Predict with this version", **predict},
-        },
-        "/models/{model_id}/predictions": {
-            "parameters": [model_id],
-            "get": {
-                "operationId": "modelPredictions", "summary": "Predictions served per minute",
-                "parameters": [
-                    _query("minutes", {"type": "integer", "minimum": 1, "maximum": 10080}, "how far back (default 60)")],
-                "responses": {"200": ok(ref("PredictionHistory")), **err(400, 404)},
-            },
         },
     }
 
@@ -369,27 +246,6 @@ DATASET = {"id": ID, "name": {"type": "string"}, "version": {"type": "integer", 
            "columns": {"type": "array", "items": COLUMN}, "created_at": TIME, "updated_at": TIME}
 VERSION = obj({"version": {"type": "integer", "minimum": 1}, "filename": {"type": "string"}, "rows": {"type": "integer"},
                 "size_bytes": {"type": "integer"}, "created_at": TIME})
-JOB = {
-    "id": {"type": "string", "pattern": "^[0-9a-f]{32}$"}, "pipeline_id": {"type": ["integer", "null"]},
-    "name": {"type": ["string", "null"]}, "external": {"type": "boolean"}, "status": {"enum": list(JOB_STATUSES)},
-    "progress": {"type": "number", "minimum": 0, "maximum": 1}, "step": {"type": "integer", "minimum": 0},
-    "total": {"type": ["integer", "null"]}, "metrics": {"type": "object", "additionalProperties": {"type": ["number", "null"]}},
-    "error": {"type": ["string", "null"]}, "model_id": {"type": ["integer", "null"]},
-    "worker": {"type": ["string", "null"], "description": "host:pid of the process running it"},
-    "created_at": TIME, "started_at": TIME_OR_NULL, "finished_at": TIME_OR_NULL,
-}
-MODEL = {
-    "id": ID, "pipeline_id": ID, "pipeline_name": {"type": ["string", "null"]}, "version": {"type": "integer", "minimum": 1},
-    "status": {"enum": list(MODEL_STATUSES)}, "task": {"enum": ["classification", "regression", None]},
-    "metrics": {"type": "object", "additionalProperties": {"type": ["number", "null"]}},
-    "schema": {"type": "array", "items": obj({"name": {"type": "string"}, "type": {"enum": ["number", "category", "boolean"]},
-                                               "required": {"type": "boolean"}}, {"categories": {"type": "array"}})},
-    "classes": {"type": ["array", "null"]}, "target": {"type": ["string", "null"]},
-    "dropped": {"type": "object", "description": "columns left out of training -> why"},
-    "predictions": {"type": "integer", "minimum": 0, "description": "served in total"},
-    "endpoint": {"type": "string"}, "pipeline_endpoint": {"type": "string"},
-    "created_at": TIME, "updated_at": TIME, "deployed_at": TIME_OR_NULL,
-}
 STATUS = {"enum": ["healthy", "degraded", "down"]}
 HEALTH = {"status": STATUS, "components": {"type": "object", "additionalProperties": obj(
     {"status": STATUS, "message": {"type": "string"}})}}
@@ -417,16 +273,4 @@ SCHEMAS: dict[str, Any] = {
     "DatasetDetail": obj(DATASET | {"profile": {"type": "object", "description": "per column: counts, range or top values"},
                                      "versions": {"type": "array", "items": VERSION}}),
     **_pipeline_schemas(),
-    "Job": obj(JOB, {"params": {"type": "object", "description": "external runs: in the answer to their creation"},
-                      "job_id": {"type": "string", "description": "the same as id, in the answer to POST .../train"}}),
-    "JobProgress": obj({"job_id": {"type": "string"}, "items": {"type": "array", "items": obj(
-        {"step": {"type": "integer"}, "total": {"type": ["integer", "null"]}, "metrics": {"type": "object"}, "ts": TIME})}}),
-    "Model": obj(MODEL),
-    "Predictions": obj({"predictions": {"type": "array"}, "model_id": ID, "version": {"type": "integer", "minimum": 1}},
-                        {"probabilities": {"type": "array", "description": "classifiers: per instance, one number per class"},
-                         "classes": {"type": "array"}}),
-    "PredictionHistory": obj({"model_id": ID, "items": {"type": "array", "items": obj(
-        {"minute": TIME, "count": {"type": "integer", "minimum": 0}, "latency_mean_ms": {"type": ["number", "null"]}})}}),
-    "Instances": obj({"instances": {"type": "array", "minItems": 1, "maxItems": 10000, "items": {
-        "type": "object", "description": "column name -> value, as the model's schema lists"}}}),
 }

@@ -10,6 +10,7 @@ from components.charts import CHARTS
 from storage.models import ROLES
 
 ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}  # larger ids cannot exist: their routes answer 404
+NAME = {"type": "string", "minLength": 1, "maxLength": 100, "description": "printable; not only spaces"}
 DAYS = {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 3650, "description": "null: the default"}
 PASSWORD = {"type": "string", "minLength": 8, "maxLength": 1024}
 ROLE = {"enum": list(ROLES)}
@@ -36,6 +37,14 @@ def obj(required: dict[str, Any], optional: dict[str, Any] | None = None) -> dic
     """An object with exactly these fields (``required`` always present)."""
     return {"type": "object", "required": sorted(required), "additionalProperties": False,
             "properties": {**required, **(optional or {})}}
+
+
+def in_path(name: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema or ID}
+
+
+def in_query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
 
 
 def body(schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
@@ -94,7 +103,7 @@ def paths() -> dict[str, Any]:
             },
         },
         "/tokens/{token_id}": {
-            "parameters": [_id("token_id")],
+            "parameters": [in_path("token_id")],
             "delete": {"operationId": "revokeToken", "summary": "Revoke a token (at once, and its open WebSockets within 2 s)",
                        "responses": {**NO_CONTENT, **err(404)}},
         },
@@ -109,7 +118,7 @@ def paths() -> dict[str, Any]:
             },
         },
         "/users/{user_id}": {
-            "parameters": [_id("user_id")],
+            "parameters": [in_path("user_id")],
             "get": {"operationId": "getUser", "summary": "One user (admins)", "responses": {"200": ok(ref("User")), **err(404)}},
             "patch": {
                 "operationId": "updateUser", "summary": "Change a user's role or password (admins); their logins end",
@@ -120,7 +129,7 @@ def paths() -> dict[str, Any]:
                        "responses": {**NO_CONTENT, **err(404, 409)}},
         },
         "/charts/{chart}/share": {
-            "parameters": [{"name": "chart", "in": "path", "required": True, "schema": {"enum": sorted(CHARTS)}}],
+            "parameters": [in_path("chart", {"enum": sorted(CHARTS)})],
             "post": {
                 "operationId": "shareChart",
                 "summary": "A read-only link to the chart's live embed page, for people without an account",
@@ -131,15 +140,11 @@ def paths() -> dict[str, Any]:
         "/shares": {"get": {"operationId": "listShares", "summary": "Share links (admins)",
                             "responses": {"200": ok(items("Share"))}}},
         "/shares/{share_id}": {
-            "parameters": [_id("share_id")],
+            "parameters": [in_path("share_id")],
             "delete": {"operationId": "revokeShare", "summary": "Revoke a share link (admins)",
                        "responses": {**NO_CONTENT, **err(404)}},
         },
     }
-
-
-def _id(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": ID}
 
 
 def secure(document: dict[str, Any], auth_mode: str) -> dict[str, Any]:

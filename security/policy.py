@@ -64,6 +64,7 @@ ROUTES: dict[str, str] = {
     "api.list_models": VIEWER,
     "api.get_model": VIEWER,
     "api.deploy_model": EDITOR,
+    "api.undeploy_model": EDITOR,
     "api.predict_model": EDITOR,
     "api.predict_pipeline": EDITOR,
     "api.prediction_history": VIEWER,

@@ -15,8 +15,11 @@ import pytest
 import requests
 
 from components.charts import PREDICTION_VOLUME
+from security import policy
 from services import export
 from tests.integration.test_api import assert_error, call
+from tests.integration.test_data_api import upload
+from tests.integration.test_ml_api import train, wait_job
 
 TOO_BIG = 2**31  # one past MAX_ID
 
@@ -179,6 +182,30 @@ def test_a_user_name_is_the_documented_characters_only(live_server, name):
     assert_error(call(live_server, "POST", "/api/v1/users", body), 422, "validation_failed")
     assert call(live_server, "GET", "/api/v1/users")[1]["items"] == []
     assert call(live_server, "POST", "/api/v1/users", body | {"name": "bob"})[0] == 201
+
+
+# -- 9. undeploy --------------------------------------------------------------------------------------
+
+def test_undeploy_retires_the_deployed_version(live_server):
+    assert policy.ROUTES["api.undeploy_model"] == policy.EDITOR
+    assert_error(call(live_server, "POST", "/api/v1/models/999/undeploy"), 404, "model_not_found")
+    rows = "".join(f"{'yes' if i % 2 else 'no'},{i % 7},{(i * 13) % 10}\n" for i in range(40))
+    status, dataset = upload(live_server, "small.csv", f"label,a,b\n{rows}".encode())
+    assert status == 201, dataset
+    body = {"name": "small", "dataset_id": dataset["id"], "target": "label", "model": "linear"}
+    status, pipeline = call(live_server, "POST", "/api/v1/pipelines", body)
+    assert status == 201, pipeline
+    job = wait_job(live_server, train(live_server, pipeline["id"]), "succeeded", "failed")
+    assert job["status"] == "succeeded", job
+    model_path = f"/api/v1/models/{job['model_id']}"
+    assert_error(call(live_server, "POST", f"{model_path}/undeploy"), 409, "not_deployed")  # ready, not deployed
+    assert call(live_server, "POST", f"{model_path}/deploy")[0] == 200
+    instance = {"instances": [{"a": 1, "b": 2}]}
+    assert call(live_server, "POST", f"/api/v1/pipelines/{pipeline['id']}/predict", instance)[0] == 200
+    status, model = call(live_server, "POST", f"{model_path}/undeploy")
+    assert status == 200 and model["id"] == job["model_id"] and model["status"] == "retired", model
+    assert call(live_server, "POST", f"/api/v1/pipelines/{pipeline['id']}/predict", instance)[0] == 409
+    assert_error(call(live_server, "POST", f"{model_path}/undeploy"), 409, "not_deployed")
 
 
 # -- the document says what POST /events does with a claimed actor ------------------------------------
