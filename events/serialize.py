@@ -14,6 +14,14 @@ from pathlib import PurePath
 from typing import Any
 
 
+# An event is a few levels of objects and lists; past this, a value is a mistake or an attack, and
+# converting it would end in a RecursionError (here, in pydantic or in json) instead of a clear refusal.
+MAX_DEPTH = 100
+# Past the largest float every JavaScript reader sees Infinity, and Python refuses to print an int of
+# more than 4,300 digits: neither is a number a reader of the stream gets back.
+MAX_INT = 2**1024
+
+
 class NotSerializable(TypeError):
     """A payload holds a value that has no JSON form."""
 
@@ -39,45 +47,59 @@ def _float(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def to_jsonable(value: Any, _path: str = "data") -> Any:
+def _decimal(value: Decimal) -> float | None:
+    return None if value.is_nan() else _float(float(value))  # float() raises on a signalling NaN
+
+
+def to_jsonable(value: Any, _path: str = "data", _depth: int = 0) -> Any:
     """Return ``value`` as JSON-ready builtins, or raise ``NotSerializable`` naming the field."""
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, int) and not isinstance(value, enum.Enum):
+        if not -MAX_INT < value < MAX_INT:
+            raise NotSerializable(f"{_path}: an integer of {value.bit_length():,} bits has no JSON form a reader keeps")
         return value
     if isinstance(value, float):
         return _float(value)
+    if _depth >= MAX_DEPTH:
+        raise NotSerializable(f"{_path}: nested more than {MAX_DEPTH} levels deep")
     if isinstance(value, enum.Enum):
-        return to_jsonable(value.value, _path)
+        return to_jsonable(value.value, _path, _depth + 1)
     if isinstance(value, dt.datetime):  # includes pandas.Timestamp
         if value != value:  # pandas.NaT
             return None
-        return iso_utc(value)
+        try:
+            return iso_utc(value)
+        except OverflowError:  # year 1 at +02:00 or 9999-12-31 at -02:00 has no UTC time
+            raise NotSerializable(f"{_path}: {value.isoformat()} is outside the years UTC can show") from None
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, dt.timedelta):
         return value.total_seconds()
     if isinstance(value, Decimal):
-        return _float(float(value))
+        return _decimal(value)
     if isinstance(value, (uuid.UUID, PurePath)):
         return str(value)
     if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v, f"{_path}.{k}") for k, v in value.items()}
+        return {str(k): to_jsonable(v, f"{_path}.{k}", _depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
-        return [to_jsonable(v, f"{_path}[{i}]") for i, v in enumerate(value)]
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return to_jsonable(dataclasses.asdict(value), _path)
-    # numpy / pandas without importing them: scalars have .item(), arrays and Series .tolist().
-    module = type(value).__module__.split(".")[0]
-    if module in {"numpy", "pandas"}:
-        if hasattr(value, "tolist"):
-            return to_jsonable(value.tolist(), _path)
-        if hasattr(value, "item"):
-            return to_jsonable(value.item(), _path)
-        if str(value) in {"NaT", "<NA>", "nan"}:
-            return None
-    if hasattr(value, "model_dump"):  # pydantic models
-        return to_jsonable(value.model_dump(mode="json"), _path)
+        return [to_jsonable(v, f"{_path}[{i}]", _depth + 1) for i, v in enumerate(value)]
+    try:  # these convert with their own recursion, which a cycle or a deep value can exhaust
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return to_jsonable(dataclasses.asdict(value), _path, _depth + 1)
+        # numpy / pandas without importing them: scalars have .item(), arrays and Series .tolist().
+        module = type(value).__module__.split(".")[0]
+        if module in {"numpy", "pandas"}:
+            if hasattr(value, "tolist"):
+                return to_jsonable(value.tolist(), _path, _depth + 1)
+            if hasattr(value, "item"):
+                return to_jsonable(value.item(), _path, _depth + 1)
+            if str(value) in {"NaT", "<NA>", "nan"}:
+                return None
+        if hasattr(value, "model_dump"):  # pydantic models
+            return to_jsonable(value.model_dump(mode="json"), _path, _depth + 1)
+    except RecursionError:
+        raise NotSerializable(f"{_path}: {type(value).__name__} is nested too deeply") from None
     raise NotSerializable(f"{_path}: {type(value).__name__} has no JSON form")
 
 

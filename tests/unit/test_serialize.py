@@ -59,3 +59,32 @@ def test_numpy_pandas_decimal_enum_values():
 def test_unserialisable_value_names_its_field():
     with pytest.raises(NotSerializable, match=r"data\.bad\[1\]: object"):
         to_jsonable({"bad": [1, object()]})
+
+
+@pytest.mark.parametrize("value", [Decimal("sNaN"), Decimal("-sNaN"), Decimal("NaN"), Decimal("Infinity"), Decimal("1e99999")])
+def test_decimals_without_a_float_become_null(value):
+    assert to_jsonable({"d": value}) == {"d": None}  # sNaN used to raise ValueError from float()
+
+
+def test_values_nested_past_the_limit_are_not_serializable():
+    deep: object = 1
+    for _ in range(500):
+        deep = [deep]
+    with pytest.raises(NotSerializable, match="nested more than 100 levels deep"):
+        to_jsonable(deep)
+    loop: list = []
+    loop.append(loop)
+    with pytest.raises(NotSerializable, match="nested"):
+        to_jsonable({"loop": loop})
+    shallow: object = 1
+    for _ in range(99):
+        shallow = [shallow]
+    assert json.loads(dumps(to_jsonable(shallow))) == shallow
+
+
+def test_numbers_and_times_with_no_json_form_are_not_serializable():
+    with pytest.raises(NotSerializable, match=r"data\.n: an integer of"):
+        to_jsonable({"n": 2**1024})  # JavaScript reads Infinity; past 4,300 digits Python cannot print it
+    assert to_jsonable(2**1024 - 1) == 2**1024 - 1
+    with pytest.raises(NotSerializable, match="outside the years UTC can show"):
+        to_jsonable(dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=2))))
