@@ -7,7 +7,7 @@ Adding an event type is one edit here (a member of ``EventType`` and its payload
 from __future__ import annotations
 
 import enum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -54,9 +54,20 @@ ModelState = Literal["training", "ready", "deploying", "deployed", "retired", "f
 # On every type (actor, posted) or some (a wide dataset's column summary): left out when unset.
 META_FIELDS = ("actor", "posted", "columns_total", "columns_truncated", "features_total", "features_truncated")
 
+# Bounds of the numbers charts divide by or draw, so a posted event cannot turn a chart into inf or an
+# overflow (count / interval_s, t - interval_s). A producer's interval is at least 1 ms (services/
+# system_stats.py, services/serving.py) and far below a day; a rate past a petabyte per second is no
+# disk or network, and leaves a chart room to pad its axis without leaving float range.
+MIN_INTERVAL_S, MAX_INTERVAL_S = 0.001, 86_400.0
+MAX_RATE = 1e15
+MAX_COUNT = 2**63 - 1
+MAX_LATENCY_MS = MAX_INTERVAL_S * 1000
+
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a payload is JSON a program wrote, so false is not 0 and "3" is not 3. validate() has
+    # already turned numpy scalars, datetimes and tuples into their JSON form; an int is still a float.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Payload(Strict):
@@ -95,11 +106,11 @@ class TrainingError(Payload):
 
 class SystemStats(Payload):
     host: str
-    cpu_percent: float = Field(ge=0)
-    cpu_per_core: list[float]
-    load_1: float | None = None
-    load_5: float | None = None
-    load_15: float | None = None
+    cpu_percent: float = Field(ge=0, le=100)
+    cpu_per_core: list[Annotated[float, Field(ge=0, le=100)]]
+    load_1: float | None = Field(default=None, ge=0)
+    load_5: float | None = Field(default=None, ge=0)
+    load_15: float | None = Field(default=None, ge=0)
     mem_percent: float = Field(ge=0, le=100)
     mem_used: int = Field(ge=0)
     mem_total: int = Field(ge=0)
@@ -109,12 +120,12 @@ class SystemStats(Payload):
     disk_used: int = Field(ge=0)
     disk_free: int = Field(ge=0)
     disk_total: int = Field(ge=0)
-    disk_read_bps: float = Field(ge=0)
-    disk_write_bps: float = Field(ge=0)
-    net_sent_bps: float = Field(ge=0)
-    net_recv_bps: float = Field(ge=0)
+    disk_read_bps: float = Field(ge=0, le=MAX_RATE)
+    disk_write_bps: float = Field(ge=0, le=MAX_RATE)
+    net_sent_bps: float = Field(ge=0, le=MAX_RATE)
+    net_recv_bps: float = Field(ge=0, le=MAX_RATE)
     process_rss: int = Field(ge=0)
-    interval_s: float = Field(gt=0)
+    interval_s: float = Field(ge=MIN_INTERVAL_S, le=MAX_INTERVAL_S)
 
 
 class HealthChange(Payload):
@@ -212,11 +223,11 @@ class Dataset(Payload):
 class PredictionVolume(Payload):
     model_id: Id
     pipeline_id: Id | None = None
-    count: int = Field(ge=0)
-    total: int = Field(ge=0)
-    interval_s: float = Field(gt=0)
-    latency_p50_ms: float | None = Field(default=None, ge=0)
-    latency_p95_ms: float | None = Field(default=None, ge=0)
+    count: int = Field(ge=0, le=MAX_COUNT)
+    total: int = Field(ge=0, le=MAX_COUNT)
+    interval_s: float = Field(ge=MIN_INTERVAL_S, le=MAX_INTERVAL_S)
+    latency_p50_ms: float | None = Field(default=None, ge=0, le=MAX_LATENCY_MS)
+    latency_p95_ms: float | None = Field(default=None, ge=0, le=MAX_LATENCY_MS)
 
 
 class ModelDeployed(Payload):
@@ -279,7 +290,11 @@ def validate(name: str | EventType, data: Any) -> tuple[EventType, dict[str, Any
     for field in META_FIELDS:
         if field in payload and payload[field] is None:
             del payload[field]
-    size = len(dumps(payload).encode())
+    try:
+        size = len(dumps(payload).encode())
+    except UnicodeEncodeError as exc:  # a lone surrogate ("\ud800" in JSON): no socket or log can carry it
+        bad = exc.object[exc.start]
+        raise InvalidEvent(kind.value, f"payload text holds U+{ord(bad):04X}, a lone surrogate that is not Unicode") from None
     if size > MAX_PAYLOAD_BYTES:
         raise InvalidEvent(kind.value, f"payload is {size:,} bytes; an event carries at most {MAX_PAYLOAD_BYTES:,}")
     return kind, payload
