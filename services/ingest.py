@@ -229,7 +229,10 @@ def _header_nul_column(head: bytes, nul: int) -> int | None:
         return None
     delimiter = max(DELIMITERS, key=lambda d: header.count(d.encode()))
     before = header[:nul].decode("utf-8", errors="replace")
-    fields = next(csv.reader([before], delimiter=delimiter), [""])
+    try:
+        fields = next(csv.reader([before], delimiter=delimiter), [""])
+    except csv.Error:  # a lone \r outside quotes ("\r \x00"): no header to point into
+        return None
     return max(1, len(fields))
 
 

@@ -316,6 +316,13 @@ def test_malformed_files_are_refused_with_a_reason(tmp_path, content, code, stat
     assert says in str(error) and error.message == str(error)
 
 
+@pytest.mark.parametrize("content", [b"\r \x00", b"a\rb,\x00\n1,2\n"], ids=["cr-space-nul", "cr-in-header"])
+def test_a_nul_after_a_bare_carriage_return_is_not_csv(tmp_path, content):
+    # csv.reader refused the header up to the NUL ("new-line character seen in unquoted field"): a 500
+    error = refusal(write(tmp_path, "cr.csv", content))
+    assert (error.code, error.status) == ("not_csv", 415) and "NUL byte" in str(error)
+
+
 def test_random_bytes_are_not_csv(tmp_path):
     noise = np.random.default_rng(7).bytes(4096)
     assert refusal(write(tmp_path, "noise.csv", noise)).code == "not_csv"
