@@ -25,6 +25,7 @@ import logging
 import math
 import multiprocessing
 import os
+import re
 import secrets
 import signal
 import socket
@@ -57,6 +58,9 @@ MAX_LOG_ENTRIES = 1000
 HISTORY_SCAN = 1_000_000  # "every event the log still keeps" (it keeps MLOPS_HISTORY at most)
 MAX_STEP = 2**31 - 1  # the columns are 32-bit integers
 MAX_PARAMS, MAX_PARAM_TEXT = 50, 200
+MAX_ERROR_TEXT = 4000
+# PostgreSQL text cannot hold NUL, and no database driver can encode half a surrogate pair ("\ud800").
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def job_item(job: TrainingJob) -> dict[str, Any]:
@@ -555,18 +559,15 @@ class Training:
 
     def create_run(self, body: Any) -> dict[str, Any]:
         values = check_fields(body, RUN_FIELDS, {"name"})
-        name, total, params = values.get("name"), values.get("total"), values.get("params") or {}
+        name, total, params = values.get("name"), values.get("total"), values.get("params")
+        params = {} if params is None else params  # null is "no params"; false, 0 or "" is a mistake
         problems = {}
         if (problem := name_problem(name)) is not None:
             problems["name"] = problem
         if total is not None and (isinstance(total, bool) or not isinstance(total, int) or not 1 <= total <= MAX_STEP):
             problems["total"] = f"must be an integer from 1 to {MAX_STEP} or null"
-        if not isinstance(params, dict) or len(params) > MAX_PARAMS or not all(
-            (isinstance(v, (str, int, float, bool)) or v is None) and len(str(k)) <= 64 and len(str(v)) <= MAX_PARAM_TEXT
-            for k, v in params.items()
-        ):
-            problems["params"] = (f"must be an object of at most {MAX_PARAMS} names (64 characters) to numbers, "
-                                  f"strings of at most {MAX_PARAM_TEXT} characters, booleans or null")
+        if (problem := _params_problem(params)) is not None:
+            problems["params"] = problem
         if problems:
             raise Invalid("the run is not valid (" + "; ".join(f"{k}: {v}" for k, v in problems.items()) + ")", details=problems)
         with self.db.session() as session:
@@ -636,9 +637,12 @@ class Training:
         if status not in ("succeeded", "failed"):
             raise Invalid("status must be succeeded or failed", details={"status": "succeeded or failed"})
         error = values.get("error")
-        if status == "failed" and (not isinstance(error, str) or not error.strip()):
+        if error is not None and not isinstance(error, str):  # checked whatever the status: a wrong type is a bug
+            raise Invalid("error must be a string (what went wrong) or null", details={"error": "string or null"})
+        if status == "failed" and (error is None or not error.strip()):
             raise Invalid("a failed run needs an error message", details={"error": "required when status is failed"})
-        metrics = values.get("metrics") or {}
+        metrics = values.get("metrics")
+        metrics = {} if metrics is None else metrics
         if not isinstance(metrics, dict):
             raise Invalid("metrics must be an object of names to numbers", details={"metrics": "object"})
         _check_metrics("metrics", metrics)
@@ -647,7 +651,7 @@ class Training:
             job.status, job.finished_at = status, utc_now()
             job.metrics = {**(job.metrics or {}), **_finite(metrics)}
             if status == "failed":
-                job.error = error.strip()[:4000]
+                job.error = _storable(error.strip())[:MAX_ERROR_TEXT]
             else:
                 job.progress = 1.0
             item = job_item(job)
@@ -693,10 +697,38 @@ def _finite(metrics: dict[str, Any]) -> dict[str, float | None]:
     return out
 
 
+def _storable(text: str) -> str:
+    """``text`` with what no database can store (NUL, half a surrogate pair) replaced by U+FFFD.
+
+    An error text is a traceback or a log excerpt the run reports as it is (newlines and all): losing
+    one unreadable character beats refusing the news that the run failed.
+    """
+    return _UNSTORABLE.sub("\ufffd", text)
+
+
+def _params_problem(params: Any) -> str | None:
+    """Why ``params`` cannot be shown with a run, or None. Names are names; values are shown as they are."""
+    shape = (f"must be an object of at most {MAX_PARAMS} names (64 characters) to numbers, "
+             f"strings of at most {MAX_PARAM_TEXT} characters, booleans or null")
+    if not isinstance(params, dict) or len(params) > MAX_PARAMS:
+        return shape
+    for key, value in params.items():
+        if (problem := name_problem(key, 64)) is not None:
+            return f"param name {key!r}: {problem}"
+        if not (isinstance(value, (str, int, float, bool)) or value is None) or len(str(value)) > MAX_PARAM_TEXT:
+            return f"param {key!r}: a value is a number, a boolean, null or a string of at most {MAX_PARAM_TEXT} characters"
+        if isinstance(value, str) and not value.isprintable():
+            bad = next(c for c in value if not c.isprintable())
+            return f"param {key!r}: a value cannot contain control or invisible characters (found U+{ord(bad):04X})"
+    return None
+
+
 def _check_metrics(where: str, metrics: dict[str, Any]) -> None:
     for key, value in metrics.items():
         if not isinstance(key, str) or not key or len(key) > 64:
             raise Invalid(f"{where}: metric names are strings of 1 to 64 characters", details={where: key})
+        if (problem := name_problem(key, 64)) is not None:  # shown in legends and activity, stored as text
+            raise Invalid(f"{where}: metric name {key!r}: {problem}", details={where: problem})
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise Invalid(f"{where}.{key}: a metric is a number or null", details={f"{where}.{key}": "number or null"})
     if len(metrics) > 50:
@@ -714,7 +746,8 @@ def _check_entry(i: int, entry: Any, last_step: int) -> None:
         raise Invalid(f"{where}.step: steps must not go back ({step} after {last_step})", details={f"{where}.step": "non-decreasing"})
     if total is not None and (isinstance(total, bool) or not isinstance(total, int) or not 1 <= total <= MAX_STEP):
         raise Invalid(f"{where}.total: an integer from 1 to {MAX_STEP}", details={f"{where}.total": "integer >= 1"})
-    metrics = entry.get("metrics") or {}
+    metrics = entry.get("metrics")
+    metrics = {} if metrics is None else metrics
     if not isinstance(metrics, dict):
         raise Invalid(f"{where}.metrics: an object of names to numbers", details={f"{where}.metrics": "object"})
     _check_metrics(f"{where}.metrics", metrics)

@@ -472,3 +472,31 @@ def test_a_jobs_progress_points_can_be_read_back(live_server):
     assert steps == sorted(set(steps)) and steps[-1] == body["items"][-1]["total"]  # one point per step
     assert body["items"][-1]["metrics"] == job["metrics"]  # the last point is the final held-out score
     assert_error(call(live_server, "GET", "/api/v1/jobs/" + "0" * 32 + "/progress"), 404, "job_not_found")
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_runs_refuse_wrong_types_and_text_a_database_cannot_store(request, settings, database):
+    if database == "postgresql":  # where NUL in text was a 500 (psycopg.DataError)
+        settings = dataclasses.replace(settings, database_url=request.getfixturevalue("postgres_url"))
+    server = request.getfixturevalue("make_live_server")(settings)  # stopped before its database is dropped
+    for body in ({"name": "r", "params": False}, {"name": "r", "params": 0}, {"name": "r", "params": []},
+                 {"name": "x", "params": {"k\u0000": True}}, {"name": "x", "params": {"": 1}},
+                 {"name": "x", "params": {"k": "v\u0000"}}, {"name": "x", "params": {"k": "\ud800"}}):
+        status, error = call(server, "POST", "/api/v1/runs", body)
+        assert_error((status, error), 422, "validation_failed")
+        assert "params" in error["error"]["details"], error
+    status, run = call(server, "POST", "/api/v1/runs", {"name": "r", "params": None})
+    assert status == 201 and run["params"] == {}
+    url = f"/api/v1/runs/{run['id']}"
+    for entry in ({"step": 1, "metrics": False}, {"step": 1, "metrics": {"loss\u0000": 1.0}}):
+        assert_error(call(server, "POST", url + "/log", {"entries": [entry]}), 422, "validation_failed")
+    for body in ({"error": 2423}, {"status": "succeeded", "error": False}, {"metrics": False},
+                 {"metrics": {"\u202eloss": 1.0}}, {"metrics": {"loss\u0000": 1.0}}):
+        status, error = call(server, "POST", url + "/finish", body)
+        assert_error((status, error), 422, "validation_failed")
+        assert set(error["error"]["details"]) == set(body) - {"status"}, error
+    assert call(server, "GET", f"/api/v1/jobs/{run['id']}")[1]["status"] == "running"  # none of them finished it
+    # An error text is reported as it is, newlines and all; what no database can hold becomes U+FFFD.
+    status, job = call(server, "POST", url + "/finish", {"status": "failed", "error": "3\u00003W\ud800\nTraceback"})
+    assert status == 200 and job["error"] == "3\ufffd3W\ufffd\nTraceback", job
+    assert call(server, "GET", f"/api/v1/jobs/{run['id']}")[1]["error"] == "3\ufffd3W\ufffd\nTraceback"
