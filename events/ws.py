@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import socket
 import struct
 import threading
@@ -38,6 +39,8 @@ CLOSE_PROTOCOL = 1008
 MAX_CLIENT_MESSAGE = 64 * 1024  # the client sends small control messages only
 RESUME_MIN_INTERVAL_S = 0.2
 RETRY_AFTER_S = 5  # told to clients refused for lack of room; browsers ignore it and back off with jitter
+MAX_ECHO_CHARS = 64  # a ping's ``t`` comes back in the pong when it is a number or a string this short
+MAX_ECHO_INT = 2**53  # past it a JavaScript reader no longer gets the same number back
 
 
 class SendTimeout(TimeoutError):
@@ -117,6 +120,63 @@ class Scope:
         else:
             raws = [e.raw for e in shown]
         return '{"kind":"events","upto":' + str(events[-1].seq) + ',"events":[' + ",".join(raws) + "]}"
+
+
+def _not_json(token: str) -> Any:
+    raise ValueError(f"{token} is not JSON")
+
+
+def _finite_float(token: str) -> float:
+    number = float(token)
+    if not math.isfinite(number):  # 1e999
+        raise ValueError(f"{token} is past the range of a number")
+    return number
+
+
+def _holds_lone_surrogate(value: Any) -> bool:
+    """Whether a string anywhere in ``value`` holds half a surrogate pair ("\\ud800"), which no frame can carry."""
+    stack = [value]
+    while stack:  # a loop, not recursion: a message may be nested as deep as json.loads allows
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def client_message(text: str) -> dict[str, Any] | None:
+    """The client's message as an object with a string ``kind``, or None when it is not one.
+
+    Only interoperable JSON (RFC 7493): NaN, Infinity, numbers past a double and lone surrogates are
+    refused here, since an answer echoing them could not be encoded, and nesting past what
+    json.loads can recurse into is refused instead of ending the session.
+    """
+    try:
+        message = json.loads(text, parse_constant=_not_json, parse_float=_finite_float)
+    except (ValueError, TypeError, RecursionError):
+        return None
+    if not isinstance(message, dict) or not isinstance(message.get("kind"), str) or _holds_lone_surrogate(message):
+        return None
+    return message
+
+
+def _echo(t: Any) -> bool:
+    """Whether a ping's ``t`` can go back in the pong as the client sent it."""
+    if isinstance(t, bool):
+        return False
+    if isinstance(t, int):
+        return -MAX_ECHO_INT <= t <= MAX_ECHO_INT
+    if isinstance(t, float):
+        return True  # finite: client_message refused the rest
+    return isinstance(t, str) and len(t) <= MAX_ECHO_CHARS
 
 
 def _int_arg(value: str | None) -> int | None:
@@ -245,28 +305,32 @@ class Session:
                 return
 
     def _on_client(self, text: str) -> None:
-        try:
-            message = json.loads(text)
-            kind = message["kind"]
-        except (ValueError, TypeError, KeyError):
-            self.send({"kind": "error", "code": "bad_message", "message": "expected JSON with a 'kind'"})
+        message = client_message(text)
+        if message is None:
+            self.send({"kind": "error", "code": "bad_message", "message": "expected a JSON object with a string 'kind'"})
             return
+        kind = message["kind"]
         if kind == "resume":
             now = time.monotonic()
             if now - self.last_resume < RESUME_MIN_INTERVAL_S:
                 return  # a replay is already on its way; a client asking in a loop gets one per interval
             self.last_resume = now
-            after = message.get("after")
-            if not isinstance(after, int) or after < 0:
+            after, epoch = message.get("after"), message.get("epoch", self.epoch)
+            if isinstance(after, bool) or not isinstance(after, int) or after < 0:
                 self.send({"kind": "error", "code": "bad_message", "message": "resume needs an integer 'after' >= 0"})
                 return
-            self.replay(after, message.get("epoch", self.epoch), self.last_sent)
+            if epoch is not None and not isinstance(epoch, str):
+                self.send({"kind": "error", "code": "bad_message", "message": "resume's 'epoch' is a string"})
+                return
+            self.replay(after, epoch, self.last_sent)
         elif kind == "ping":
-            self.send({"kind": "pong", "t": message.get("t")})
+            t = message.get("t")
+            self.send({"kind": "pong", "t": t} if _echo(t) else {"kind": "pong"})
         elif kind == "pong":
             pass
         else:
-            self.send({"kind": "error", "code": "unknown_kind", "message": f"unknown message kind {kind!r}"})
+            shown = kind if len(kind) <= MAX_ECHO_CHARS else kind[:MAX_ECHO_CHARS] + "…"
+            self.send({"kind": "error", "code": "unknown_kind", "message": f"unknown message kind {shown!r}"})
 
 
 def _release(ws) -> None:
