@@ -111,6 +111,13 @@ def machine_facts() -> str:
     )
 
 
+def command_line() -> str:
+    """This process's command as one could paste it, for the header of a result."""
+    import shlex
+
+    return " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
+
+
 def code_versions(*paths: str) -> str:
     """Short content hashes of files under test, marked when they differ from HEAD: other people may be
     editing them while a benchmark runs, so a result names the exact code it measured."""
@@ -270,6 +277,19 @@ class Server:
     def cpu_s(self) -> float:
         """CPU seconds (user + system) consumed so far by the server process tree."""
         return tree_cpu_s(self.processes())
+
+    def worker(self) -> psutil.Process | None:
+        """The gunicorn worker (the master's child that runs gunicorn), which serves the requests."""
+        procs = self.processes()
+        if not procs or self.kind != "gunicorn":
+            return procs[0] if procs else None
+        for child in procs[0].children():
+            try:
+                if "gunicorn" in " ".join(child.cmdline()):
+                    return child
+            except psutil.Error:
+                continue
+        return None
 
     def threads_count(self) -> int:
         n = 0
@@ -439,7 +459,12 @@ def wait_quiet(max_wait: float, threshold: float = 25.0) -> tuple[bool, list[flo
 
 
 def print_quiet(max_wait: float) -> bool:
-    """Wait up to ``max_wait`` s for an idle machine, print the CPU readings seen; True if it was idle."""
+    """Wait up to ``max_wait`` s for an idle machine, print the CPU readings seen; True if it was idle.
+
+    ``max_wait`` <= 0 (``--smoke``, ``--wait-quiet 0``) skips the check and says so."""
+    if max_wait <= 0:
+        print("machine CPU check skipped (--wait-quiet 0 / --smoke)")
+        return False
     quiet, history = wait_quiet(max_wait)
     print(
         f"machine CPU before start (1 s readings, % of one core): {' '.join(f'{v:.0f}' for v in history)}"

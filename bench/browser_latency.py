@@ -14,7 +14,9 @@ After each phase it reads from every page ``window.mlops.trace`` (seqs handled, 
 ms resolution) and reports the handler latency across pages and the events a page never handled
 ("lost"). ``post->handler`` adds the time from the POST start to the envelope ts.
 
-Run from the repo root:  .venv/bin/python bench/browser_latency.py [--pages 10] [--mode browsers]
+``--smoke``: 2 windows, 2 s steady, a burst of 20, no wait for an idle machine (~20 s).
+
+Run from the repo root:  .venv/bin/python bench/browser_latency.py [--pages 10] [--mode browsers] [--smoke]
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
     Publisher,
     Server,
+    command_line,
     fmt_ms,
     machine_facts,
     summary,
@@ -340,9 +343,15 @@ def main() -> int:
     ap.add_argument("--wait-quiet", type=float, default=60.0, help="wait up to this many s for an idle machine first")
     ap.add_argument("--live-timeout", type=float, default=90.0, help="max wait for every badge to say Live")
     ap.add_argument("--catchup-timeout", type=float, default=45.0, help="max wait for pages after a phase")
+    ap.add_argument("--smoke", action="store_true",
+                    help="a short run through every code path: 2 windows, 10 events/s for 2 s, burst 20 in 0.5 s, no idle wait")
     args = ap.parse_args()
+    if args.smoke:
+        args.pages, args.rate, args.duration, args.burst, args.burst_within = 2, 10.0, 2.0, 20, 0.5
+        args.wait_quiet, args.settle_timeout, args.catchup_timeout = 0.0, 10.0, 20.0
 
     print(f"machine: {machine_facts()}")
+    print(f"command: {command_line()}")
     print_quiet(args.wait_quiet)
     started = time.monotonic()
     server = Server(kind=args.server, event_log=args.event_log, batch_ms=args.batch_ms)

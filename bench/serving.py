@@ -26,7 +26,10 @@ dashboard (``create_app`` on the running dashboard's data dir) and the bare app,
 functions with the most cumulative time that belong to either app plus a per-stage split of the
 dashboard's request (parse JSON, ``prepare_instances``, ``predict``, the rest).
 
-Run from the repo root:  .venv/bin/python bench/serving.py [--kinds linear,random_forest]
+``--smoke``: the linear model only, 1 and 10 rows, 1 and 2 clients, 1 s per case, a profile of 20 requests
+and 2 rounds of the stage split, no wait for an idle machine (~25 s).
+
+Run from the repo root:  .venv/bin/python bench/serving.py [--kinds linear,random_forest] [--smoke]
     [--rows 1,100] [--concurrency 1,4] [--duration 6] [--warmup 2] [--threads 150]
 """
 
@@ -72,20 +75,6 @@ class BareServer(Server):
 
     def describe(self) -> str:
         return f"gunicorn -w 1 -k gthread --threads {self.threads} {BARE_APP}"
-
-
-def worker_process(server: Server) -> psutil.Process | None:
-    """The gunicorn worker (the master's child that runs gunicorn), which serves the requests."""
-    procs = server.processes()
-    if not procs:
-        return None
-    for child in procs[0].children():
-        try:
-            if "gunicorn" in " ".join(child.cmdline()):
-                return child
-        except psutil.Error:
-            continue
-    return None
 
 
 # -- setup through the API -------------------------------------------------------------------------
@@ -215,7 +204,7 @@ def run_load(server: Server, path: str, bodies: list[bytes], rows: int, concurre
             latencies.extend(mine)
             counted[0] += len(mine)
 
-    worker = worker_process(server)
+    worker = server.worker()
     me = psutil.Process()
     threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(concurrency)]
     for t in threads:
@@ -263,7 +252,8 @@ def run_load(server: Server, path: str, bodies: list[bytes], rows: int, concurre
 # -- profile ---------------------------------------------------------------------------------------
 
 
-def profile(dash: Server, facts: dict, bodies_by_rows: dict[int, list[bytes]], count: int, profile_dir: Path | None) -> None:
+def profile(dash: Server, facts: dict, bodies_by_rows: dict[int, list[bytes]], count: int, profile_dir: Path | None,
+            rounds: int = 7, calls: int | None = None) -> None:
     """cProfile ``count`` requests per row count through Flask's test client, dashboard and bare app."""
     os.environ.update({k: v for k, v in dash.env.items() if k.startswith("MLOPS_")})
     os.environ["BENCH_ARTIFACT"] = str(facts["artifact"])
@@ -299,7 +289,7 @@ def profile(dash: Server, facts: dict, bodies_by_rows: dict[int, list[bytes]], c
                     print(f"\n(saved {target}: python -m pstats {target})", end="")
                 print(f"\n-- {name}, {rows} row(s) per request: {plain:.3f} CPU ms per request without the profiler --")
                 print_top(stats, count, name)
-            stage_split(dash_app, facts, bodies, rows, trainer)
+            stage_split(dash_app, facts, bodies, rows, trainer, rounds, calls)
     finally:
         dash_app.mlops.stop()
 
@@ -331,7 +321,7 @@ def print_top(stats: pstats.Stats, count: int, name: str, limit: int = 14) -> No
         print(f"{ct:>10.3f} {tt:>10.3f} {nc:>9.1f}  {where}")
 
 
-def stage_split(dash_app, facts: dict, bodies: list[bytes], rows: int, trainer, rounds: int = 7) -> None:
+def stage_split(dash_app, facts: dict, bodies: list[bytes], rows: int, trainer, rounds: int = 7, calls: int | None = None) -> None:
     """The dashboard's request in stages, timed directly (no profiler): where each millisecond goes.
 
     Each stage runs ``n`` calls per round, the stages take turns, and the median round is kept, so a
@@ -346,7 +336,7 @@ def stage_split(dash_app, facts: dict, bodies: list[bytes], rows: int, trainer, 
     bare_client = sys.modules["bench.bare_flask_app"].app.test_client()
     path = f"/api/v1/pipelines/{facts['pipeline_id']}/predict"
     columns, classes = loaded.signature["columns"], loaded.signature.get("classes")
-    n = 100 if rows == 1 else 40
+    n = calls or (100 if rows == 1 else 40)
     stages = {
         "json.loads": lambda i: json.loads(bodies[i % len(bodies)]),
         "prepare_instances": lambda i: trainer.prepare_instances(columns, parsed[i % len(parsed)]["instances"]),
@@ -409,7 +399,12 @@ def main() -> int:
     ap.add_argument("--profile", type=int, default=300, help="requests per profile, 0 to skip (default 300)")
     ap.add_argument("--profile-dir", type=Path, default=None, help="also save the cProfile stats here (.prof files)")
     ap.add_argument("--wait-quiet", type=float, default=30.0, help="wait up to this many s for an idle machine first")
+    ap.add_argument("--smoke", action="store_true",
+                    help="a short run through every code path: linear only, rows 1,10, clients 1,2, 1 s cases, profile 20, no idle wait")
     args = ap.parse_args()
+    if args.smoke:
+        args.kinds, args.rows, args.concurrency, args.duration, args.warmup = "linear", "1,10", "1,2", 1.0, 0.3
+        args.profile, args.wait_quiet = 20, 0.0
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     row_counts = [int(x) for x in args.rows.split(",") if x.strip()]
     concurrencies = [int(x) for x in args.concurrency.split(",") if x.strip()]
@@ -467,7 +462,8 @@ def main() -> int:
         if args.profile > 0:
             for server in bares.values():  # the profile runs in this process; the servers need not compete
                 server.stop()
-            profile(dash, facts[kinds[0]] | {"kind": kinds[0]}, {rows: bodies_by_rows[rows] for rows in row_counts}, args.profile, args.profile_dir)
+            profile(dash, facts[kinds[0]] | {"kind": kinds[0]}, {rows: bodies_by_rows[rows] for rows in row_counts},
+                    args.profile, args.profile_dir, rounds=2 if args.smoke else 7, calls=10 if args.smoke else None)
     except ServerStartError as exc:
         failed = True
         print(f"\n!! a server did not start: {exc}")

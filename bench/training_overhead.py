@@ -40,6 +40,9 @@ given a header), ``breast_cancer_x<N>`` (N copies of breast_cancer's rows with G
 noise of 5% of each column's standard deviation, seeded; in the bundled layout, so the dashboard
 would read it the same way).
 
+``--smoke``: the three kinds of dataset (breast_cancer, digits, breast_cancer_x2) with linear and random_forest,
+2 rounds of 0.05 s samples, no wait for an idle machine (~15 s).
+
 Run from the repo root:  .venv/bin/python bench/training_overhead.py [--datasets breast_cancer,digits,breast_cancer_x20]
     [--kinds linear,random_forest,gradient_boosting,mlp] [--repeats 5] [--blas-threads 1] [--no-plain]
 """
@@ -239,7 +242,7 @@ def measure(name: str, frame: pd.DataFrame, kind: str, args, pipe: PipeReport) -
     first = {v: sample(v, frame, kind, 1, pipe)[0] for v in variants}  # warm-up round, also sizes k
     calls = max(1, math.ceil(args.min_sample_s / max(min(first.values()), 1e-6)))
     round_s = calls * sum(first.values())
-    rounds = max(3, min(args.repeats, int(args.round_budget_s / max(round_s, 1e-6))))
+    rounds = max(getattr(args, "min_rounds", 3), min(args.repeats, int(args.round_budget_s / max(round_s, 1e-6))))
     wall = {v: [] for v in variants}
     cpu = {v: [] for v in variants}
     breakdown = {v: [] for v in variants if v != "plain"}
@@ -349,7 +352,14 @@ def main() -> int:
                     help="limit BLAS/OpenMP threads (threadpoolctl); 1 = as the worker trains, 0 = the libraries' default (default 1)")
     ap.add_argument("--no-plain", action="store_true", help="skip the plain scikit-learn fit")
     ap.add_argument("--wait-quiet", type=float, default=30.0, help="wait up to this many s for an idle machine first")
+    ap.add_argument("--smoke", action="store_true",
+                    help="a short run through every code path: breast_cancer, digits, breast_cancer_x2; linear and "
+                         "random_forest; 2 rounds of 0.05 s samples; no idle wait")
     args = ap.parse_args()
+    args.min_rounds = 3
+    if args.smoke:
+        args.datasets, args.kinds, args.repeats, args.min_rounds = "breast_cancer,digits,breast_cancer_x2", "linear,random_forest", 2, 2
+        args.min_sample_s, args.wait_quiet = 0.05, 0.0
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
 
@@ -368,9 +378,9 @@ def main() -> int:
     results = []
     micro = 0
     try:
-        cost = pipe.send_cost_us()
+        cost = pipe.send_cost_us(batches=2, per_batch=200) if args.smoke else pipe.send_cost_us()
         print(f"pipe send of one progress message: median {statistics.median(cost):.1f} us "
-              f"(batches of 2,000: {', '.join(f'{c:.1f}' for c in cost)})")
+              f"(batches of {200 if args.smoke else 2000:,}: {', '.join(f'{c:.1f}' for c in cost)})")
         micro = pipe.sent
         paths = write_datasets(names, tmp)
         for name, path in paths.items():

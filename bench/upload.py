@@ -27,7 +27,9 @@ uses a freshly started server, so one upload's retained memory does not hide the
 Only 127.0.0.1 is touched. Servers run in their own process group and are always stopped; temp
 files are deleted unless ``--keep``. Every wait is bounded (``--timeout`` per request).
 
-Run from the repo root:  .venv/bin/python bench/upload.py [--sizes 10,100,500] [--dash-sizes 10,100] [--keep]
+``--smoke``: streamed 1 and 2 MB, dcc.Upload 1 MB (~10 s).
+
+Run from the repo root:  .venv/bin/python bench/upload.py [--sizes 10,100,500] [--dash-sizes 10,100] [--keep] [--smoke]
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import math
 import os
 import platform
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -700,13 +703,17 @@ def main() -> int:
     ap.add_argument("--dash-sizes", type=parse_sizes, default=parse_sizes("10,100"), help="dcc.Upload sizes, MB (default 10,100; '' to skip)")
     ap.add_argument("--timeout", type=float, default=600.0, help="socket timeout per request, s (default 600)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (CSV files, server logs, data dirs)")
+    ap.add_argument("--smoke", action="store_true", help="a short run through every code path: streamed 1,2 MB; dcc.Upload 1 MB")
     args = ap.parse_args()
+    if args.smoke:
+        args.sizes, args.dash_sizes, args.timeout = [1.0, 2.0], [1.0], 60.0
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks
     work = Path(tempfile.mkdtemp(prefix="mlops-bench-upload-"))
     results: list[Result] = []
     try:
         print("\n".join(machine_facts()))
+        print(f"command   {' '.join(shlex.quote(a) for a in [sys.executable, *sys.argv])}")
         sizes = sorted(set(args.sizes) | set(args.dash_sizes))
         need = sum(sizes) * MB * 1.05 + (max(args.sizes, default=0) * MB * 1.1)  # files + server copies
         free = shutil.disk_usage(work).free

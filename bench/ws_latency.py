@@ -16,7 +16,9 @@ Clients behave like the browser: they answer ``ping`` with ``pong`` and, if the 
 (e.g. 1013 slow consumer), reconnect with ``?after=<last seq>&epoch=`` so the server replays; the
 reconnects are reported, and replayed events count as delivered (late).
 
-Run from the repo root:  .venv/bin/python bench/ws_latency.py [--event-log redis] [--server dev]
+``--smoke``: 1 and 5 clients, 2 s steady, a burst of 100, no wait for an idle machine (~10 s).
+
+Run from the repo root:  .venv/bin/python bench/ws_latency.py [--event-log redis] [--server dev] [--smoke]
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Publisher, Server, ServerStartError, fmt_ms, machine_facts, summary, system_busy_s, print_quiet  # noqa: E402
+from _common import Publisher, Server, ServerStartError, command_line, fmt_ms, machine_facts, print_quiet, summary, system_busy_s  # noqa: E402
 
 from websockets.asyncio.client import connect  # noqa: E402
 from websockets.exceptions import ConnectionClosed, InvalidHandshake  # noqa: E402
@@ -353,6 +355,7 @@ def print_table(all_results: list[dict], args) -> None:
 async def main_async(args) -> int:
     counts = [int(x) for x in args.clients.split(",") if x.strip()]
     print(f"machine: {machine_facts()}")
+    print(f"command: {command_line()}")
     print(
         f"ws_latency: server={args.server} event_log={args.event_log} clients={counts} rate={args.rate:g}/s "
         f"duration={args.duration:g}s burst={args.burst} burst_threads={args.burst_threads} "
@@ -401,7 +404,12 @@ def main() -> int:
     ap.add_argument("--drain-timeout", type=float, default=20.0, help="max wait for deliveries after the last POST")
     ap.add_argument("--wait-quiet", type=float, default=60.0, help="wait up to this many s for an idle machine first")
     ap.add_argument("--max-seconds", type=float, default=170.0, help="skip further client counts after this")
+    ap.add_argument("--smoke", action="store_true",
+                    help="a short run through every code path: clients 1,5; 20 events/s for 2 s; burst 100; no idle wait")
     args = ap.parse_args()
+    if args.smoke:
+        args.clients, args.rate, args.duration, args.burst, args.warmup = "1,5", 20.0, 2.0, 100, 5
+        args.wait_quiet, args.drain_timeout, args.connect_timeout = 0.0, 10.0, 20.0
     try:
         return asyncio.run(main_async(args))
     except KeyboardInterrupt:
