@@ -33,8 +33,23 @@ def api(base: str, method: str, path: str, body=None, auth=ADMIN):
         return exc.code, json.loads(exc.read() or b"null")
 
 
-def other_site(page: bytes) -> str:
-    """A page served from another origin (a port of its own) for as long as the test runs."""
+@pytest.fixture
+def other_site():
+    """Serves a page from another origin (a port of its own); stopped when the test ends."""
+    servers = []
+
+    def serve(page: bytes) -> str:
+        server, url = _serve(page)
+        servers.append(server)
+        return url
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def _serve(page: bytes):
     import http.server
     import threading
 
@@ -50,7 +65,7 @@ def other_site(page: bytes) -> str:
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{server.server_port}/wiki"
+    return server, f"http://127.0.0.1:{server.server_port}/wiki"
 
 
 def log_in(driver, user: str, password: str) -> None:
@@ -104,7 +119,7 @@ def test_login_then_tokens_from_the_access_page(dash_duo, start_dashboard):
     wait_css(dash_duo.driver, "#login-form")
 
 
-def test_a_share_link_shows_its_chart_live_in_a_frame_and_nothing_else(dash_duo, start_dashboard):
+def test_a_share_link_shows_its_chart_live_in_a_frame_and_nothing_else(dash_duo, start_dashboard, other_site):
     start_dashboard(dash_duo, open_page=False, stats_interval_s=0.25, auth="on", admin_user=ADMIN[0], admin_password=ADMIN[1])
     base = dash_duo.server.url
     status, share = api(base, "POST", "/charts/cpu/share", {"expires_in_days": 1})
