@@ -12,7 +12,8 @@ run for a while, so the history's designed growth is not read as a leak. Then, a
   read again (a frozen tab): the server must cut them (its send timeout,
   ``MLOPS_WS_SEND_TIMEOUT_S``, resets them once their buffers are full; its heartbeat closes a socket
   it has not heard from in 3 intervals). They notice the cut from the TCP state, without reading, and
-  reconnect like the page does (full-jitter backoff, ``?after=<seq of their last hello>&epoch=``).
+  reconnect like the page does (full-jitter backoff, ``?after=<seq of their last hello>&epoch=``);
+  with ``--frozen-hold`` they keep their end of each cut connection open (a peer that never closes).
   The others read everything, check that seqs have no gaps, answer pings, ping every ``heartbeat_s``
   like the page, and reload (close 1001, reconnect fresh) on average every ``--churn-s``.
 * events: ``activity_update`` events of ``--event-kb`` KiB POSTed at ``--event-rate``/s (the volume
@@ -425,9 +426,11 @@ class Stalled(threading.Thread):
     """A frozen tab: reads the hello, then nothing. Notices the server's cut from the TCP state (never
     reading) and reconnects like the page, asking for what followed its last hello."""
 
-    def __init__(self, idx: int, port: int, tally: Tally, stop: threading.Event, delay_s: float = 0.0):
+    def __init__(self, idx: int, port: int, tally: Tally, stop: threading.Event, delay_s: float = 0.0, hold: bool = False):
         super().__init__(name=f"soak-stalled-{idx}", daemon=True)
         self.delay_s = delay_s  # frozen tabs freeze at different moments, not in step
+        self.hold = hold  # keep the cut socket open (a peer that never closes its end) until the run ends
+        self.held: list[socket.socket] = []
         self.port = port
         self.tally = tally
         self.stop_event = stop
@@ -453,11 +456,13 @@ class Stalled(threading.Thread):
                 self.tally.error("WebSocket stalled connect", type(exc).__name__, str(exc)[:200])
             finally:
                 self.open = False
-                if sock is not None:
+                if sock is not None and not (self.hold and sock in self.held):
                     sock.close()
             if self.stop_event.wait(backoff(attempts, self.rng)):
-                return
+                break
             attempts += 1
+        for sock in self.held:
+            sock.close()
 
     def handshake(self) -> socket.socket | None:
         path = "/ws"
@@ -509,6 +514,8 @@ class Stalled(threading.Thread):
         while not self.stop_event.wait(0.5):
             state = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
             if state != 1:  # not ESTABLISHED
+                if self.hold:
+                    self.held.append(sock)
                 self.cut_after.append(time.monotonic() - started)
                 self.tally.note(f"{CUT}: {TCP_STATES.get(state, f'TCP state {state}')}")
                 return
@@ -520,7 +527,8 @@ class Sockets:
     def __init__(self, server: Server, args, tally: Tally, stop: threading.Event):
         self.readers = [Reader(i, server.ws_url, tally, args.churn_s) for i in range(args.clients - args.stalled)]
         spread = min(30.0, args.warmup_s / 2)  # the frozen sockets start spread over this, inside the warm-up
-        self.stalled = [Stalled(i, server.port, tally, stop, i * spread / max(1, args.stalled)) for i in range(args.stalled)]
+        self.stalled = [Stalled(i, server.port, tally, stop, i * spread / max(1, args.stalled), args.frozen_hold)
+                        for i in range(args.stalled)]
         self.stop = stop
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self._run, name="soak-readers", daemon=True)
@@ -797,6 +805,9 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=150, help="gunicorn --threads (default 150)")
     ap.add_argument("--clients", type=int, default=100, help="WebSockets, frozen ones included (default 100)")
     ap.add_argument("--stalled", type=int, default=10, help="WebSockets that never read after the hello (default 10)")
+    ap.add_argument("--frozen-hold", action="store_true",
+                    help="frozen sockets keep their end of a cut connection open until the run ends (a peer that never "
+                         "closes) and reconnect beside it")
     ap.add_argument("--churn-s", type=float, default=120.0, help="a reading page reloads on average this often, s; 0: never (default 120)")
     ap.add_argument("--event-rate", type=float, default=8.0, help="activity_update events POSTed per s (default 8; 0: none)")
     ap.add_argument("--event-kb", type=int, default=16, help="KiB per event (default 16; at most 63)")
@@ -865,7 +876,8 @@ def main() -> int:
               f"MLOPS_WS_SEND_TIMEOUT_S={server.env.get('MLOPS_WS_SEND_TIMEOUT_S', 'default')} | "
               f"MLOPS_HISTORY_MAX_MB={server.env.get('MLOPS_HISTORY_MAX_MB', 'default')} | SQLite in a temp dir | pid {server.proc.pid}"
               + (f" | extra env {' '.join(args.server_env)}" if args.server_env else ""))
-        print(f"load: {args.clients} WebSockets ({args.stalled} frozen, readers reload every ~{args.churn_s:g} s), "
+        print(f"load: {args.clients} WebSockets ({args.stalled} frozen{', keeping cut sockets open' if args.frozen_hold else ''}, "
+              f"readers reload every ~{args.churn_s:g} s), "
               f"{args.event_rate:g} events/s x {args.event_kb} KiB, {args.page_rate:g} page loads/s, {args.predict_rate:g} "
               f"predictions/s, an upload every {args.upload_every:g} s, a training every {args.train_every:g} s; "
               f"{args.duration:g} s, a sample every {args.sample_s:g} s")
