@@ -732,9 +732,12 @@ def report(samples: list[Sample], idle0: Sample, idle1: Sample | None, tally: Ta
     for label, key in (("RSS, resident procs", "rss_tree"), ("RSS, gunicorn worker", "rss_worker")):
         values = [getattr(s, key) for s in after]
         slope = slope_per_min([(s.t, getattr(s, key)) for s in after])
+        late = after[len(after) // 2:]  # does the growth slow down? (a bound being approached, or a leak)
+        late_slope = slope_per_min([(s.t, getattr(s, key)) for s in late])
         print(f"{label:<21} idle {getattr(idle0, key):7.1f} MiB | at warm-up end {getattr(warm, key):7.1f} | end "
               f"{getattr(end, key):7.1f} | after warm-up min {min(values):7.1f} max {max(values):7.1f} | "
-              f"slope after warm-up {slope:+.3f} MiB/min (least squares over {len(after)} samples)")
+              f"slope after warm-up {slope:+.3f} MiB/min (least squares over {len(after)} samples); over the last "
+              f"half (t >= {late[0].t:.0f} s) {late_slope:+.3f}")
     idle_after = idle1 if idle1 is not None else end
     print(f"{'':<21} {'idle before':>11} {'load start':>10} {'warm-up end':>11} {'end':>6} {'idle after':>10}")
     for label, key in (("fds, worker", "fds_worker"), ("fds, resident procs", "fds_tree"), ("threads, worker", "threads_worker"),
